@@ -1,0 +1,375 @@
+"""The HTTP plumbing every emulator shares: a real server on 127.0.0.1, a request log, faults.
+
+An emulator subclasses :class:`Emulator` and implements :meth:`Emulator.handle`, which turns a
+:class:`Request` into a :class:`Response`. The base class serves it over real HTTP (optionally
+TLS) on an ephemeral port in a background thread, records every request in :attr:`Emulator.log`,
+and applies faults that tests arm through :meth:`Emulator.fail_next`,
+:meth:`Emulator.add_latency` and :meth:`Emulator.drop_after_processing`.
+
+Faults match on the HTTP method and a regular expression over the path (without query string).
+A ``fail`` fault answers with its status without reaching the emulator's logic; a ``drop`` fault
+lets the emulator process the request (state changes happen) and then closes the connection
+without an answer, which is what a client sees when a response is lost on the way back.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import ssl
+import struct
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any, Literal
+from urllib.parse import parse_qs, urlsplit
+
+FaultKind = Literal["fail", "latency", "drop"]
+
+#: Upper bound for one request body; the emulators hold small JSON documents only.
+MAX_BODY_BYTES = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Request:
+    """One HTTP request as the emulator sees it."""
+
+    method: str
+    path: str
+    query: Mapping[str, list[str]]
+    headers: Mapping[str, str]
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        """Return a header value by case-insensitive name, or None."""
+        lowered = name.lower()
+        for key, value in self.headers.items():
+            if key.lower() == lowered:
+                return value
+        return None
+
+    def query_one(self, name: str) -> str | None:
+        """Return the first value of a query parameter, or None."""
+        values = self.query.get(name)
+        return values[0] if values else None
+
+    def json(self) -> Any:
+        """Parse the body as JSON; raises ``ValueError`` when it is not JSON."""
+        if not self.body:
+            raise ValueError("empty body")
+        return json.loads(self.body)
+
+
+@dataclass
+class Response:
+    """What an emulator answers."""
+
+    status: int
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    content_type: str = "application/json"
+    raw: bytes | None = None
+
+    def encoded(self) -> bytes:
+        """The body as bytes: ``raw`` when set, else JSON of ``body`` (empty for None)."""
+        if self.raw is not None:
+            return self.raw
+        if self.body is None:
+            return b""
+        return json.dumps(self.body).encode()
+
+
+@dataclass(frozen=True)
+class LoggedRequest:
+    """One line of the request log: what was asked and what was answered."""
+
+    method: str
+    path: str
+    status: int | None  # None when the connection was dropped without an answer
+    query: str = ""
+    body: bytes = b""
+    response_body: bytes = b""
+
+
+@dataclass
+class Fault:
+    """An armed fault; ``remaining`` None means until cleared."""
+
+    kind: FaultKind
+    method: str
+    pattern: re.Pattern[str]
+    remaining: int | None
+    status: int = 500
+    body: Any = None
+    seconds: float = 0.0
+
+    def matches(self, method: str, path: str) -> bool:
+        """Whether this fault applies to a request."""
+        return (self.method in ("*", method)) and bool(self.pattern.fullmatch(path))
+
+
+class Emulator:
+    """Base of the StackState, Vault and Kubernetes emulators."""
+
+    #: Name printed by ``rotator sandbox``.
+    name = "emulator"
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        tls: tuple[str, str] | None = None,
+    ) -> None:
+        self._host = host
+        self._port = port
+        self._tls = tls
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self._faults: list[Fault] = []
+        self._log: list[LoggedRequest] = []
+        self.lock = threading.RLock()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> Emulator:
+        """Bind and serve in a daemon thread; returns self."""
+        handler = _make_handler(self)
+        server = ThreadingHTTPServer((self._host, self._port), handler)
+        server.daemon_threads = True
+        if self._tls is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(self._tls[0], self._tls[1])
+            server.socket = context.wrap_socket(server.socket, server_side=True)
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.serve_forever, name=f"{self.name}-emulator", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and close the socket."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> Emulator:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        """The bound port (after :meth:`start`)."""
+        if self._server is None:
+            raise RuntimeError(f"{self.name} emulator is not running")
+        return int(self._server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        """Base URL, ``http://127.0.0.1:PORT`` (https with TLS)."""
+        scheme = "https" if self._tls else "http"
+        return f"{scheme}://{self._host}:{self.port}"
+
+    # -- request log -------------------------------------------------------------------------
+
+    @property
+    def log(self) -> list[LoggedRequest]:
+        """A copy of every request served so far, oldest first."""
+        with self.lock:
+            return list(self._log)
+
+    def clear_log(self) -> None:
+        """Forget the request log."""
+        with self.lock:
+            self._log.clear()
+
+    def mutating_requests(self) -> list[LoggedRequest]:
+        """Logged requests whose method changes state (POST, PUT, PATCH, DELETE)."""
+        return [r for r in self.log if r.method in {"POST", "PUT", "PATCH", "DELETE"}]
+
+    # -- faults ------------------------------------------------------------------------------
+
+    def fail_next(
+        self,
+        method: str,
+        path_pattern: str,
+        status: int,
+        *,
+        count: int | None = 1,
+        body: Any = None,
+    ) -> None:
+        """Answer the next ``count`` matching requests with ``status`` (None: until cleared).
+
+        ``body`` defaults to the emulator's own error body for that status.
+        """
+        self._arm(Fault("fail", method.upper(), re.compile(path_pattern), count, status, body))
+
+    def add_latency(
+        self, method: str, path_pattern: str, seconds: float, *, count: int | None = None
+    ) -> None:
+        """Delay matching requests by ``seconds`` before they are processed."""
+        self._arm(
+            Fault("latency", method.upper(), re.compile(path_pattern), count, seconds=seconds)
+        )
+
+    def drop_after_processing(self, method: str, path_pattern: str, *, count: int = 1) -> None:
+        """Process the next matching requests, then close the connection without answering."""
+        self._arm(Fault("drop", method.upper(), re.compile(path_pattern), count))
+
+    def clear_faults(self) -> None:
+        """Disarm every fault."""
+        with self.lock:
+            self._faults.clear()
+
+    def _arm(self, fault: Fault) -> None:
+        with self.lock:
+            self._faults.append(fault)
+
+    def _take_faults(self, method: str, path: str) -> list[Fault]:
+        """Consume one use of each matching fault (at most one per kind) and return them."""
+        taken: list[Fault] = []
+        with self.lock:
+            seen: set[str] = set()
+            for fault in list(self._faults):
+                if fault.kind in seen or not fault.matches(method, path):
+                    continue
+                seen.add(fault.kind)
+                taken.append(fault)
+                if fault.remaining is not None:
+                    fault.remaining -= 1
+                    if fault.remaining <= 0:
+                        self._faults.remove(fault)
+        return taken
+
+    # -- to implement ------------------------------------------------------------------------
+
+    def handle(self, request: Request) -> Response:
+        """Answer one request; subclasses implement the API."""
+        raise NotImplementedError
+
+    def error_response(self, status: int, message: str) -> Response:
+        """The API's own error body for an injected failure; subclasses override."""
+        return Response(status, {"error": message})
+
+    # -- dispatch ----------------------------------------------------------------------------
+
+    def dispatch(self, request: Request) -> tuple[Response | None, bool]:
+        """Apply faults and the emulator logic; returns (response, drop_connection)."""
+        faults = self._take_faults(request.method, request.path)
+        for fault in faults:
+            if fault.kind == "latency":
+                time.sleep(fault.seconds)
+        for fault in faults:
+            if fault.kind == "fail":
+                if fault.body is not None:
+                    return Response(fault.status, fault.body), False
+                return self.error_response(fault.status, "injected fault"), False
+        try:
+            response = self.handle(request)
+        except Exception as exc:  # noqa: BLE001 - an emulator bug must answer 500, not hang
+            response = self.error_response(500, f"emulator error: {type(exc).__name__}")
+        drop = any(f.kind == "drop" for f in faults)
+        return response, drop
+
+    def record(self, request: Request, response: Response | None) -> None:
+        """Append one line to the request log."""
+        entry = LoggedRequest(
+            method=request.method,
+            path=request.path,
+            status=None if response is None else response.status,
+            query="&".join(f"{k}={v}" for k, vs in request.query.items() for v in vs),
+            body=request.body,
+            response_body=b"" if response is None else response.encoded(),
+        )
+        with self.lock:
+            self._log.append(entry)
+
+
+def _make_handler(emulator: Emulator) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        server_version = f"rotator-sandbox-{emulator.name}"
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib name
+            """Silence the stdlib access log; the emulator keeps its own."""
+
+        def _serve(self) -> None:
+            split = urlsplit(self.path)
+            length = int(self.headers.get("Content-Length") or 0)
+            if length > MAX_BODY_BYTES:
+                self.send_error(413)
+                return
+            body = self.rfile.read(length) if length else b""
+            request = Request(
+                method=self.command,
+                path=split.path,
+                query=parse_qs(split.query, keep_blank_values=True),
+                headers=dict(self.headers.items()),
+                body=body,
+            )
+            response, drop = emulator.dispatch(request)
+            if drop or response is None:
+                emulator.record(request, None)
+                self.close_connection = True
+                _hard_close(self.connection)
+                return
+            emulator.record(request, response)
+            payload = b"" if request.method == "HEAD" else response.encoded()
+            self.send_response(response.status)
+            if response.status != 204 and (payload or response.body is not None):
+                self.send_header("Content-Type", response.content_type)
+            for name, value in response.headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            if payload:
+                self.wfile.write(payload)
+
+        do_GET = _serve  # noqa: N815 - stdlib naming
+        do_POST = _serve  # noqa: N815
+        do_PUT = _serve  # noqa: N815
+        do_PATCH = _serve  # noqa: N815
+        do_DELETE = _serve  # noqa: N815
+        do_HEAD = _serve  # noqa: N815
+        do_LIST = _serve  # noqa: N815 - Vault's LIST verb
+
+    return Handler
+
+
+def _hard_close(conn: socket.socket) -> None:
+    """Close a connection so the peer sees a reset rather than an orderly empty answer."""
+    try:
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    except OSError:
+        pass
+    try:
+        conn.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+def iter_json_lines(log: list[LoggedRequest]) -> Iterator[tuple[LoggedRequest, Any]]:
+    """Yield (entry, parsed response JSON) for every logged answer that has a JSON body."""
+    for entry in log:
+        if entry.response_body:
+            try:
+                yield entry, json.loads(entry.response_body)
+            except ValueError:
+                continue
+
