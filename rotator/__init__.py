@@ -1,3 +1,3 @@
-"""stackstate-key-rotator: keeps StackState / SUSE Observability API keys valid without an outage."""
+"""stackstate-key-rotator: keeps StackState / SUSE Observability keys valid without an outage."""
 
 __version__ = "0.1.0"

@@ -7,17 +7,22 @@
     ├── PermanentError                retrying the same call will not help
     │   └── NeedsHumanError           a person must act (credentials, permissions, policy)
     ├── ConfigError                   the configuration is invalid (exit code 2)
-    └── StackStateError               anything the StackState API said or failed to say
-        ├── StackStateUnreachable     (Temporary) connection refused / DNS / TLS handshake
-        ├── StackStateTimeout         (Temporary) no answer within the timeout
-        ├── StackStateServerError     (Temporary) 5xx; ``tracking_key`` when the server gave one
-        ├── StackStateUnauthorized    (NeedsHuman) 401: our credential is not accepted
-        ├── StackStateForbidden       (NeedsHuman) 403: accepted but lacks permission
-        ├── StackStateNotFound        (Permanent) 404
-        ├── StackStateInvalidExpiry   (Permanent) 400 ``*InvalidExpiryError``
-        ├── StackStateBadRequest      (Permanent) any other 4xx
-        ├── StackStateProtocolError   (Permanent) an answer that does not match the API contract
-        └── AmbiguousCreateError      (Temporary) a create whose outcome could not be settled
+    ├── StackStateError               anything the StackState API said or failed to say
+    │   ├── StackStateUnreachable     (Temporary) connection refused / DNS / TLS handshake
+    │   ├── StackStateTimeout         (Temporary) no answer within the timeout
+    │   ├── StackStateServerError     (Temporary) 5xx; ``tracking_key`` when the server gave one
+    │   ├── StackStateUnauthorized    (NeedsHuman) 401: our credential is not accepted
+    │   ├── StackStateForbidden       (NeedsHuman) 403: accepted but lacks permission
+    │   ├── StackStateNotFound        (Permanent) 404
+    │   ├── StackStateInvalidExpiry   (Permanent) 400 ``*InvalidExpiryError``
+    │   ├── StackStateBadRequest      (Permanent) any other 4xx
+    │   ├── StackStateProtocolError   (Permanent) an answer that does not match the API contract
+    │   └── AmbiguousCreateError      (Temporary) a create whose outcome could not be settled
+    └── TargetError                   a target (Secret, Vault path, file) could not be read/written
+        ├── TargetUnavailable         (Temporary) unreachable, timeout, 5xx, Vault sealed
+        ├── TargetConflict            (Temporary) concurrent writer won every retry (409, CAS)
+        ├── TargetForbidden           (NeedsHuman) 401/403: credentials or policy
+        └── TargetInvalid             (Permanent) bad location, unparsable content, refused path
 
 Lower libraries' errors (httpx, hvac, kubernetes) are translated into this tree exactly once, in
 the adapter that called them. Messages never contain a key value or a request body.
@@ -148,3 +153,23 @@ class StackStateProtocolError(StackStateError, PermanentError):
 
 class AmbiguousCreateError(StackStateError, TemporaryError):
     """A create whose outcome could not be settled by listing; nothing was created twice."""
+
+
+class TargetError(RotatorError):
+    """Base for failures reading or writing a target."""
+
+
+class TargetUnavailable(TargetError, TemporaryError):
+    """The target's backend is unreachable, timed out, answered 5xx, or Vault is sealed."""
+
+
+class TargetConflict(TargetError, TemporaryError):
+    """A concurrent writer won every retry (Kubernetes 409, Vault check-and-set mismatch)."""
+
+
+class TargetForbidden(TargetError, NeedsHumanError):
+    """The backend refused our credentials or policy (401/403)."""
+
+
+class TargetInvalid(TargetError, PermanentError):
+    """The location is wrong or its content cannot be parsed or safely written."""

@@ -103,4 +103,3 @@ def reset_registry() -> None:
     """Forget every registered value (tests)."""
     with _registry_lock:
         _registry.clear()
-

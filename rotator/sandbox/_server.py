@@ -14,6 +14,7 @@ without an answer, which is what a client sees when a response is lost on the wa
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import socket
@@ -29,6 +30,9 @@ from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
 FaultKind = Literal["fail", "latency", "drop"]
+
+#: How often the serve loop checks for stop(); stdlib's 0.5 s default would add that to every test.
+SERVE_POLL_SECONDS = 0.02
 
 #: Upper bound for one request body; the emulators hold small JSON documents only.
 MAX_BODY_BYTES = 4 * 1024 * 1024
@@ -73,6 +77,9 @@ class Response:
     headers: dict[str, str] = field(default_factory=dict)
     content_type: str = "application/json"
     raw: bytes | None = None
+    #: When set, the answer is sent with chunked transfer encoding, one chunk per item, until
+    #: the iterator ends or the client goes away (a Kubernetes watch); ``body``/``raw`` are unused.
+    stream: Iterator[bytes] | None = None
 
     def encoded(self) -> bytes:
         """The body as bytes: ``raw`` when set, else JSON of ``body`` (empty for None)."""
@@ -147,7 +154,10 @@ class Emulator:
             server.socket = context.wrap_socket(server.socket, server_side=True)
         self._server = server
         self._thread = threading.Thread(
-            target=server.serve_forever, name=f"{self.name}-emulator", daemon=True
+            # A short poll interval: stop() waits for the serve loop to notice, once per test.
+            target=lambda: server.serve_forever(poll_interval=SERVE_POLL_SECONDS),
+            name=f"{self.name}-emulator",
+            daemon=True,
         )
         self._thread.start()
         return self
@@ -304,6 +314,9 @@ class Emulator:
 def _make_handler(emulator: Emulator) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # Headers and body go out in separate writes; without TCP_NODELAY each answer waits
+        # for the peer's delayed ACK (~40 ms), which makes every emulator call slow.
+        disable_nagle_algorithm = True
         server_version = f"rotator-sandbox-{emulator.name}"
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib name
@@ -330,16 +343,46 @@ def _make_handler(emulator: Emulator) -> type[BaseHTTPRequestHandler]:
                 _hard_close(self.connection)
                 return
             emulator.record(request, response)
+            if response.stream is not None:
+                self._send_stream(response, response.stream)
+                return
             payload = b"" if request.method == "HEAD" else response.encoded()
+            try:
+                self.send_response(response.status)
+                if response.status != 204 and (payload or response.body is not None):
+                    self.send_header("Content-Type", response.content_type)
+                for name, value in response.headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                if payload:
+                    self.wfile.write(payload)
+            except OSError:
+                # The client gave up (timed out) before the answer was written: that is the
+                # scenario a latency fault sets up, not an emulator error worth a traceback.
+                self.close_connection = True
+
+        def _send_stream(self, response: Response, chunks: Iterator[bytes]) -> None:
+            """Send a chunked answer; stop quietly when the client disconnects."""
             self.send_response(response.status)
-            if response.status != 204 and (payload or response.body is not None):
-                self.send_header("Content-Type", response.content_type)
+            self.send_header("Content-Type", response.content_type)
             for name, value in response.headers.items():
                 self.send_header(name, value)
-            self.send_header("Content-Length", str(len(payload)))
+            self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
-            if payload:
-                self.wfile.write(payload)
+            try:
+                for chunk in chunks:
+                    if chunk:
+                        self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                        self.wfile.flush()
+                self.wfile.write(b"0\r\n\r\n")
+                self.wfile.flush()
+            except OSError:
+                self.close_connection = True
+            finally:
+                close = getattr(chunks, "close", None)
+                if close is not None:
+                    close()
 
         do_GET = _serve  # noqa: N815 - stdlib naming
         do_POST = _serve  # noqa: N815
@@ -354,14 +397,10 @@ def _make_handler(emulator: Emulator) -> type[BaseHTTPRequestHandler]:
 
 def _hard_close(conn: socket.socket) -> None:
     """Close a connection so the peer sees a reset rather than an orderly empty answer."""
-    try:
+    with contextlib.suppress(OSError):
         conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    except OSError:
-        pass
-    try:
+    with contextlib.suppress(OSError):
         conn.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
 
 
 def iter_json_lines(log: list[LoggedRequest]) -> Iterator[tuple[LoggedRequest, Any]]:
@@ -372,4 +411,3 @@ def iter_json_lines(log: list[LoggedRequest]) -> Iterator[tuple[LoggedRequest, A
                 yield entry, json.loads(entry.response_body)
             except ValueError:
                 continue
-

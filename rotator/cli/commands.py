@@ -1,0 +1,5 @@
+"""Imports every command module so that each registers itself on the ``cli`` group."""
+
+from rotator.cli import config_cmd, demo, keys
+
+__all__ = ["config_cmd", "demo", "keys"]
