@@ -1,0 +1,74 @@
+"""``rotator sandbox``: run the emulators in the foreground for people and their tools."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from pathlib import Path
+from types import FrameType
+
+import click
+
+from rotator.cli import cli
+
+SERVICE_CHOICE = click.Choice(["stackstate", "vault", "kubernetes"])
+
+
+@cli.command()
+@click.argument("services", nargs=-1, type=SERVICE_CHOICE)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=0,
+    show_default=True,
+    help="Port of the first service; the others take the next ones (0: any free port).",
+)
+@click.option(
+    "--write-config",
+    "config_out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("sandbox-out/rotator.yaml"),
+    show_default=True,
+    help="Where to write a rotator configuration pointing at the sandbox.",
+)
+@click.option(
+    "--kubeconfig",
+    "kubeconfig_out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("sandbox-out/kubeconfig"),
+    show_default=True,
+    help="Where to write the kubeconfig of the Kubernetes emulator.",
+)
+def sandbox(services: tuple[str, ...], port: int, config_out: Path, kubeconfig_out: Path) -> None:
+    """Serve local StackState, Vault and Kubernetes emulators until interrupted."""
+    from rotator.sandbox.environment import SERVICES, Sandbox  # noqa: PLC0415 - sandbox only
+
+    chosen = list(services) or list(SERVICES)
+    stop = threading.Event()
+
+    def on_signal(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    with Sandbox(services=chosen, port=port) as env:  # type: ignore[arg-type]
+        for name, url in env.urls().items():
+            click.echo(f"{name:<11} {url}")
+        kubeconfig = env.write_kubeconfig(kubeconfig_out.resolve())
+        if kubeconfig is not None:
+            click.echo(f"kubeconfig  {kubeconfig}  (kubectl --kubeconfig {kubeconfig} get secrets)")
+        if env.stackstate is not None:
+            written = env.write_config(config_out.resolve(), kubeconfig)
+            click.echo(f"config      {written}  (rotator --config {written} rotate --dry-run)")
+        if env.vault is not None:
+            click.echo(f"vault token {env.vault.root_token}  (sandbox only)")
+        if env.stackstate is not None:
+            click.echo(f"sts token   {env.stackstate.service_token}  (X-API-Key; sandbox only)")
+        click.echo("serving; press Ctrl-C to stop", err=True)
+        previous = signal.signal(signal.SIGTERM, on_signal)
+        try:
+            while not stop.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            pass
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+    click.echo("sandbox stopped", err=True)

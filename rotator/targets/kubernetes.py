@@ -1,0 +1,493 @@
+"""The ``kubernetes-secret`` target: one data key of a Kubernetes Secret, in any kubeconfig context.
+
+Reading GETs the Secret and base64-decodes ``data[key]`` (exact bytes, which must be UTF-8; an
+empty value counts as no value). A missing Secret or data key reads as nothing there.
+``stringData`` is never read: the API server merges it into ``data`` and never returns it.
+
+Writing is read-modify-replace with optimistic concurrency: the Secret is read, only our data
+key and our annotations are changed (every other data key, label, annotation, the type and the
+owner references stay as they are), and the whole object is PUT back carrying the
+``resourceVersion`` that was read. A concurrent writer makes the PUT fail with 409 Conflict; the
+Secret is then read again and the change re-applied, up to ``conflict_attempts`` times with a
+short exponential backoff, before :class:`~rotator.errors.TargetConflict`. A missing Secret is
+created (type ``Opaque``, label ``app.kubernetes.io/managed-by: stackstate-key-rotator``); when
+someone else creates it first (409 AlreadyExists) the write carries on as an update of theirs.
+The managed-by label is set only on Secrets the rotator creates, never added to an existing one
+(a Helm-made Secret keeps ``managed-by: Helm``).
+
+Annotations. Metadata is kept per data key, because one Secret may hold several managed keys:
+
+- ``rotator.stackstate.io/keys`` — the record :meth:`read` relies on, compact JSON mapping
+  data key → fingerprint → :meth:`KeyMetadata.to_dict` (empty fields left out). A write keeps
+  two entries for its data key: the new value's and the replaced value's, so a value put back
+  by a concurrent writer (or restored from a backup) is still recognised as ours. Entries of
+  other data keys are untouched. An unparsable record only costs metadata: the value then reads
+  as adopted.
+- Flat, human-readable annotations for ``kubectl describe`` (``key-id``, ``key-name``,
+  ``expires-at``, ``fingerprint``, ``rotated-at``, ``previous-key-id``, each under
+  ``rotator.stackstate.io/``), derived from the JSON record on every write and never read back.
+  When the Secret holds *one* managed data key (present in ``data`` and in the record) they are
+  unsuffixed: ``rotator.stackstate.io/key-id``. When it holds several, each data key gets its own
+  set, suffixed with the data key: ``rotator.stackstate.io/key-id.API_KEY``; a data key for which
+  such a name would be invalid (name part over 63 characters, or not starting and ending with an
+  alphanumeric character) gets no flat annotations. Flat annotations are written only for a data
+  key whose current value the record describes, and stale ones (of a removed or hand-edited key)
+  are removed. Fields without a value (no previous key) are omitted.
+
+The data and every annotation change in one request, so unlike the file target there is no
+window in which a crash leaves a value without its metadata.
+
+Errors are translated in one place, :func:`map_error`::
+
+    401, 403 ............................... TargetForbidden (verb, resource, namespace)
+    404 namespace on create ................ TargetInvalid ("namespace x not found")
+    other 404, 400, 422, other 4xx ......... TargetInvalid
+    409 (after the retries above) .......... TargetConflict
+    429, 5xx ............................... TargetUnavailable (``delay`` from Retry-After)
+    urllib3 errors (refused, reset, DNS,
+      timeouts), TLS failures .............. TargetUnavailable
+    kubeconfig credential refresh failed ... TargetForbidden
+
+Messages carry the API server's Status ``message`` (which names objects and users, never Secret
+data) passed through :func:`rotator.secrets.redact`, and never a request or response body. The
+client's exceptions are dropped from the chain (``from None``), since their text holds the whole
+response body. Every call passes ``_request_timeout``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, Final
+
+import urllib3.exceptions
+from kubernetes.client import V1ObjectMeta, V1Secret
+from kubernetes.client.exceptions import ApiException
+from kubernetes.config.config_exception import ConfigException
+
+from rotator.errors import (
+    TargetConflict,
+    TargetError,
+    TargetForbidden,
+    TargetInvalid,
+    TargetUnavailable,
+)
+from rotator.kube import KubeClients
+from rotator.secrets import Secret, fingerprint, redact
+from rotator.targets.base import METADATA_PREFIX, KeyMetadata, TargetState
+
+#: The JSON annotation :meth:`KubernetesSecretTarget.read` relies on (data key → fp → metadata).
+KEYS_ANNOTATION: Final = f"{METADATA_PREFIX}/keys"
+
+#: Fields of the flat, human-readable annotations, in :meth:`KeyMetadata.to_dict` spelling.
+FLAT_FIELDS: Final = (
+    "key-id",
+    "key-name",
+    "expires-at",
+    "fingerprint",
+    "rotated-at",
+    "previous-key-id",
+)
+
+#: Label put on Secrets the rotator creates (and only on those).
+MANAGED_BY_LABEL: Final = "app.kubernetes.io/managed-by"
+MANAGED_BY: Final = "stackstate-key-rotator"
+
+#: Read-modify-replace attempts before a persistent 409 becomes TargetConflict.
+DEFAULT_CONFLICT_ATTEMPTS: Final = 5
+#: First backoff (seconds) between attempts; doubles each time (0.05 + 0.1 + 0.2 + 0.4 s).
+DEFAULT_CONFLICT_BACKOFF: Final = 0.05
+
+#: How long a caller should wait after losing every attempt to concurrent writers (seconds).
+_CONFLICT_DELAY: Final = 5.0
+#: Longest Status message quoted in an error.
+_MAX_MESSAGE: Final = 300
+
+_DATA_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
+_ANNOTATION_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+_MAX_ANNOTATION_NAME = 63
+_RESOURCE = "secrets"
+
+
+class KubernetesSecretTarget:
+    """A data key of a Kubernetes Secret, reached through the context's API client."""
+
+    def __init__(
+        self,
+        clients: KubeClients,
+        *,
+        namespace: str,
+        name: str,
+        key: str,
+        context: str | None = None,
+        conflict_attempts: int = DEFAULT_CONFLICT_ATTEMPTS,
+        conflict_backoff: float = DEFAULT_CONFLICT_BACKOFF,
+    ) -> None:
+        self.clients = clients
+        self.namespace = namespace
+        self.name = name
+        self.key = key
+        self.context = context
+        self.conflict_attempts = max(1, conflict_attempts)
+        self.conflict_backoff = conflict_backoff
+        if not _DATA_KEY.match(key) or len(key) > 253:
+            raise TargetInvalid(
+                f"{self.id}: data key must be at most 253 characters of letters, digits, "
+                "'-', '_' and '.'"
+            )
+
+    # -- Target protocol -----------------------------------------------------------------------
+
+    @property
+    def id(self) -> str:
+        """``kubernetes-secret:context/namespace/name[key]`` (context ``default`` when unset)."""
+        where = f"{self.context or 'default'}/{self.namespace}/{self.name}"
+        return f"kubernetes-secret:{where}[{self.key}]"
+
+    def describe(self) -> str:
+        """One line for plans."""
+        return (
+            f"Kubernetes Secret {self.namespace}/{self.name} key {self.key} "
+            f"(context {self.context or 'default'})"
+        )
+
+    def read(self) -> TargetState:
+        """GET the Secret; the value of our data key and the metadata entry describing it."""
+        secret = self._get()
+        if secret is None:
+            return TargetState(value=None, metadata=None, version=None)
+        value = self._value(secret)
+        metadata = None
+        if value is not None:
+            entries = _keys_record(secret).get(self.key, {})
+            metadata = KeyMetadata.from_dict(entries.get(value.fingerprint))
+        return TargetState(value=value, metadata=metadata, version=_resource_version(secret))
+
+    def write(self, value: Secret, metadata: KeyMetadata) -> None:
+        """Set our data key and its metadata (new + previous entry) in one replace or create."""
+        encoded = base64.b64encode(value.reveal().encode("utf-8")).decode("ascii")
+
+        def change(secret: Any) -> None:
+            if secret.data is None:
+                secret.data = {}
+            previous = self._value(secret)
+            record = _keys_record(secret)
+            entries = record.get(self.key, {})
+            kept: dict[str, Any] = {}
+            if previous is not None and previous.fingerprint in entries:
+                kept[previous.fingerprint] = entries[previous.fingerprint]
+            kept[metadata.fingerprint] = _entry(metadata)
+            record[self.key] = kept
+            secret.data[self.key] = encoded
+            _set_annotations(secret, record)
+
+        self._modify(change, create=True)
+
+    def write_metadata(self, metadata: KeyMetadata) -> None:
+        """Replace the metadata entry of ``metadata.fingerprint``; the value is not touched."""
+
+        def change(secret: Any) -> None:
+            record = _keys_record(secret)
+            entries = record.get(self.key, {})
+            entries[metadata.fingerprint] = _entry(metadata)
+            record[self.key] = entries
+            _set_annotations(secret, record)
+
+        self._modify(change, create=False)
+
+    # -- read-modify-replace ---------------------------------------------------------------------
+
+    def _modify(self, change: Callable[[Any], None], *, create: bool) -> None:
+        """Apply ``change`` to the latest Secret and write it, re-reading after each 409."""
+        for attempt in range(self.conflict_attempts):
+            if attempt:
+                time.sleep(self.conflict_backoff * 2 ** (attempt - 1))
+            secret = self._get()
+            if secret is None:
+                if not create:
+                    raise TargetInvalid(f"{self.id}: Secret {self.namespace}/{self.name} not found")
+                secret = self._new_secret()
+                change(secret)
+                if self._create(secret):
+                    return
+                continue  # created concurrently: update theirs
+            if secret.immutable:
+                raise TargetInvalid(f"{self.id}: Secret {self.namespace}/{self.name} is immutable")
+            change(secret)
+            if self._replace(secret):
+                return
+        raise TargetConflict(
+            f"{self.id}: Secret {self.namespace}/{self.name} kept changing under us "
+            f"(409 Conflict on {self.conflict_attempts} attempts)",
+            delay=_CONFLICT_DELAY,
+        )
+
+    def _new_secret(self) -> Any:
+        return V1Secret(
+            api_version="v1",
+            kind="Secret",
+            type="Opaque",
+            metadata=V1ObjectMeta(
+                name=self.name,
+                namespace=self.namespace,
+                labels={MANAGED_BY_LABEL: MANAGED_BY},
+                annotations={},
+            ),
+            data={},
+        )
+
+    def _value(self, secret: Any) -> Secret | None:
+        raw = (secret.data or {}).get(self.key)
+        text = _decode(raw)
+        if text is _UNDECODABLE:
+            raise TargetInvalid(f"{self.id}: data key {self.key} is not UTF-8 text")
+        return Secret(text) if isinstance(text, str) and text else None
+
+    # -- API calls -------------------------------------------------------------------------------
+
+    def _get(self) -> Any:
+        """The Secret, or None when it does not exist."""
+        with self._translated("get"):
+            try:
+                return self.clients.core(self.context).read_namespaced_secret(
+                    self.name, self.namespace, _request_timeout=self.clients.request_timeout
+                )
+            except ApiException as exc:
+                if exc.status == 404:
+                    return None
+                raise
+
+    def _create(self, secret: Any) -> bool:
+        """POST the Secret; False when it already exists (someone else created it first)."""
+        with self._translated("create"):
+            try:
+                self.clients.core(self.context).create_namespaced_secret(
+                    self.namespace, secret, _request_timeout=self.clients.request_timeout
+                )
+            except ApiException as exc:
+                if exc.status == 409:
+                    return False
+                raise
+        return True
+
+    def _replace(self, secret: Any) -> bool:
+        """PUT the Secret with the resourceVersion read; False on 409 or when it vanished."""
+        with self._translated("update"):
+            try:
+                self.clients.core(self.context).replace_namespaced_secret(
+                    self.name, self.namespace, secret, _request_timeout=self.clients.request_timeout
+                )
+            except ApiException as exc:
+                # 404: deleted since the read; the next attempt creates it again.
+                if exc.status in (404, 409):
+                    return False
+                raise
+        return True
+
+    @contextmanager
+    def _translated(self, verb: str) -> Iterator[None]:
+        try:
+            yield
+        except (ApiException, urllib3.exceptions.HTTPError, ConfigException) as exc:
+            raise map_error(
+                exc,
+                where=self.id,
+                verb=verb,
+                resource=_RESOURCE,
+                namespace=self.namespace,
+                timeout=self.clients.request_timeout,
+            ) from None
+
+
+def map_error(
+    exc: BaseException,
+    *,
+    where: str,
+    verb: str,
+    resource: str,
+    namespace: str,
+    timeout: float,
+) -> TargetError:
+    """Translate a kubernetes-client or urllib3 failure into the rotator's error tree.
+
+    The one place this module does so (see the module docstring for the table). ``where`` is
+    the target id the message starts with; ``verb`` and ``resource`` name the call.
+    """
+    if isinstance(exc, ConfigException):
+        return TargetForbidden(f"{where}: cannot obtain Kubernetes credentials: {exc}")
+    if isinstance(exc, urllib3.exceptions.HTTPError):
+        return TargetUnavailable(
+            f"{where}: cannot {verb} {resource} in namespace {namespace}: "
+            f"{_transport_problem(exc, timeout)}"
+        )
+    if not isinstance(exc, ApiException):
+        return TargetUnavailable(f"{where}: cannot {verb} {resource}: {type(exc).__name__}")
+    status = exc.status or 0
+    body = _status_body(exc)
+    message = str(body.get("message") or "")
+    said = f": {_quote(message)}" if message else ""
+    call = f"{verb} {resource} in namespace {namespace}"
+    if status == 0:
+        # The client raises status 0 for TLS failures it caught itself.
+        lines = str(exc.reason or "").splitlines()
+        detail = " ".join(lines[1:2]) or (lines[0] if lines else "no response")
+        return TargetUnavailable(f"{where}: cannot {call}: TLS or transport failure: {detail}")
+    if status == 401:
+        return TargetForbidden(
+            f"{where}: cannot {call}: unauthorized (401), the API server did not accept our "
+            "credentials"
+        )
+    if status == 403:
+        return TargetForbidden(f"{where}: forbidden (403) to {call}{said}")
+    if status == 404:
+        details = body.get("details")
+        kind = details.get("kind") if isinstance(details, dict) else None
+        if kind == "namespaces" or f'namespaces "{namespace}" not found' in message:
+            return TargetInvalid(f"{where}: namespace {namespace} not found")
+        return TargetInvalid(f"{where}: cannot {call}: not found (404){said}")
+    if status == 409:
+        return TargetConflict(
+            f"{where}: cannot {call}: conflict (409){said}", delay=_CONFLICT_DELAY
+        )
+    if status == 429 or status >= 500:
+        return TargetUnavailable(
+            f"{where}: cannot {call}: API server answered {status}{said}",
+            delay=_retry_after(exc),
+        )
+    reason = body.get("reason") or exc.reason or "refused"
+    return TargetInvalid(f"{where}: cannot {call}: rejected ({status} {reason}){said}")
+
+
+# -- annotations -------------------------------------------------------------------------------
+
+
+def _entry(metadata: KeyMetadata) -> dict[str, Any]:
+    """One record entry: :meth:`KeyMetadata.to_dict` without empty fields (``from_dict``
+    restores their defaults), so ``kubectl describe`` stays readable."""
+    return {k: v for k, v in metadata.to_dict().items() if v is not None and v is not False}
+
+
+def _keys_record(secret: Any) -> dict[str, dict[str, Any]]:
+    """The parsed ``rotator.stackstate.io/keys`` annotation ({} when absent or damaged)."""
+    annotations = (secret.metadata.annotations if secret.metadata else None) or {}
+    try:
+        record = json.loads(annotations.get(KEYS_ANNOTATION) or "{}")
+    except ValueError:
+        return {}
+    if not isinstance(record, dict):
+        return {}
+    return {
+        str(data_key): dict(entries)
+        for data_key, entries in record.items()
+        if isinstance(entries, dict)
+    }
+
+
+def _set_annotations(secret: Any, record: dict[str, dict[str, Any]]) -> None:
+    """Write the JSON record and re-derive every flat annotation from it."""
+    if secret.metadata.annotations is None:
+        secret.metadata.annotations = {}
+    annotations: dict[str, str] = secret.metadata.annotations
+    annotations[KEYS_ANNOTATION] = json.dumps(record, separators=(",", ":"), sort_keys=True)
+    for name in list(annotations):
+        if _is_flat(name):
+            del annotations[name]
+    annotations.update(_flat_annotations(record, secret.data or {}))
+
+
+def _flat_annotations(record: dict[str, dict[str, Any]], data: dict[str, str]) -> dict[str, str]:
+    """The human-readable annotations (see the module docstring for the naming rule)."""
+    managed = sorted(key for key in record if key in data)
+    flat: dict[str, str] = {}
+    for data_key in managed:
+        text = _decode(data.get(data_key))
+        if not isinstance(text, str) or not text:
+            continue
+        metadata = KeyMetadata.from_dict(record[data_key].get(fingerprint(text)))
+        if metadata is None:
+            continue
+        suffix = "" if len(managed) == 1 else f".{data_key}"
+        fields = metadata.to_dict()
+        for field in FLAT_FIELDS:
+            name = f"{field}{suffix}"
+            if fields.get(field) is None or not _valid_annotation_name(name):
+                continue
+            flat[f"{METADATA_PREFIX}/{name}"] = str(fields[field])
+    return flat
+
+
+def _is_flat(annotation: str) -> bool:
+    prefix, _, name = annotation.partition("/")
+    if prefix != METADATA_PREFIX:
+        return False
+    return any(name == field or name.startswith(f"{field}.") for field in FLAT_FIELDS)
+
+
+def _valid_annotation_name(name: str) -> bool:
+    return len(name) <= _MAX_ANNOTATION_NAME and bool(_ANNOTATION_NAME.match(name))
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+_UNDECODABLE: Final = object()
+
+
+def _decode(raw: str | None) -> str | object | None:
+    """Base64 ``data`` entry → text; None when absent; :data:`_UNDECODABLE` when not UTF-8."""
+    if raw is None:
+        return None
+    try:
+        return base64.b64decode(raw, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return _UNDECODABLE
+
+
+def _resource_version(secret: Any) -> str | None:
+    return secret.metadata.resource_version if secret.metadata else None
+
+
+def _status_body(exc: ApiException) -> dict[str, Any]:
+    """The Kubernetes Status of an error answer, or {} when the body is not one."""
+    try:
+        body = json.loads(exc.body or "")
+    except (TypeError, ValueError):
+        return {}
+    return body if isinstance(body, dict) and body.get("kind") == "Status" else {}
+
+
+def _quote(message: Any) -> str:
+    text = redact(" ".join(str(message).split()))
+    return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 3] + "..."
+
+
+def _retry_after(exc: ApiException) -> float | None:
+    headers = exc.headers or {}
+    try:
+        return float(str(headers.get("Retry-After")))
+    except (TypeError, ValueError):
+        return None
+
+
+def _transport_problem(exc: urllib3.exceptions.HTTPError, timeout: float) -> str:
+    """What went wrong below HTTP, without the URL-and-object noise of urllib3's messages."""
+    cause: BaseException = exc
+    if isinstance(exc, urllib3.exceptions.MaxRetryError) and exc.reason is not None:
+        cause = exc.reason
+    # NewConnectionError subclasses ConnectTimeoutError (urllib3 2.x): test it first.
+    if isinstance(cause, urllib3.exceptions.NameResolutionError):
+        return "API server host name does not resolve"
+    if isinstance(cause, urllib3.exceptions.NewConnectionError):
+        # "<connection>: Failed to establish a new connection: [Errno 111] Connection refused"
+        return "cannot connect to the API server: " + str(cause).rsplit(": ", 1)[-1]
+    if isinstance(cause, urllib3.exceptions.TimeoutError):
+        return f"no answer within {timeout:g}s"
+    if isinstance(cause, urllib3.exceptions.SSLError):
+        return "TLS handshake failed"
+    if isinstance(cause, urllib3.exceptions.ProtocolError):
+        return "connection lost before the API server answered"
+    return f"transport failure ({type(cause).__name__})"
