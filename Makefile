@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/rotator demo
+	$(BIN)/rotator --log-level warning demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check rotator tests bench

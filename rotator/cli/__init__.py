@@ -97,7 +97,8 @@ def main(argv: list[str] | None = None) -> None:
     from rotator.cli import commands  # noqa: F401, PLC0415 - registers the commands
 
     try:
-        cli.main(args=argv, prog_name="rotator", standalone_mode=False)
+        # Without standalone mode click returns ctx.exit()'s code instead of exiting.
+        code = cli.main(args=argv, prog_name="rotator", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(EXIT_FAILED)
@@ -115,4 +116,4 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(130)
-    sys.exit(EXIT_OK)
+    sys.exit(code if isinstance(code, int) else EXIT_OK)

@@ -1,0 +1,144 @@
+"""Rendering run reports: the stable JSON document of ``../CLI.md`` and the text a human reads."""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from datetime import datetime
+from typing import Any, TextIO
+
+import click
+
+from rotator.cli.output import day, rfc3339, table
+from rotator.engine.model import CurrentKey, KeyResult, RunReport
+from rotator.engine.policy import human_delta
+
+
+def _current(current: CurrentKey | None) -> dict[str, Any] | None:
+    if current is None:
+        return None
+    return {
+        "id": current.id,
+        "name": current.name,
+        "expiration": rfc3339(current.expiration),
+        "adopted": current.adopted,
+    }
+
+
+def days_left(expiration: datetime | None, now: datetime) -> float | None:
+    """Days until ``expiration`` (one decimal), None when it never expires or is unknown."""
+    if expiration is None:
+        return None
+    return round((expiration - now).total_seconds() / 86400, 1)
+
+
+def result_document(result: KeyResult, now: datetime) -> dict[str, Any]:
+    """One entry of ``keys`` in the JSON output."""
+    plan = result.plan
+    current = plan.current
+    return {
+        "key": plan.key,
+        "kind": plan.kind,
+        "current": _current(current),
+        "days_left": days_left(current.expiration if current else None, now),
+        "targets_agree": plan.targets_agree,
+        "decision": plan.decision,
+        "reason": plan.reason,
+        "actions": [
+            {"action": a.action, "target": a.target, "detail": a.detail} for a in plan.actions
+        ],
+        "outcome": result.outcome,
+        "error": result.error,
+    }
+
+
+def report_document(report: RunReport) -> dict[str, Any]:
+    """The whole JSON document of ``rotate`` and ``status``."""
+    return {
+        "dry_run": report.dry_run,
+        "keys": [result_document(r, report.started_at) for r in report.results],
+    }
+
+
+def _describe_current(current: CurrentKey | None, now: datetime) -> str:
+    if current is None:
+        return "none"
+    if current.adopted and current.name is None:
+        ident = f"adopted value (key id {current.id})" if current.id else "adopted value"
+    else:
+        ident = f"{current.name or '?'} (id {current.id})"
+    if current.expiration is None:
+        return f"{ident}, expiry unknown" if current.adopted else f"{ident}, never expires"
+    left = current.expiration - now
+    when = f"in {human_delta(left)}" if left.total_seconds() > 0 else f"{human_delta(-left)} ago"
+    return f"{ident}, expires {day(current.expiration)} ({when})"
+
+
+def render_text(report: RunReport) -> str:
+    """The human-readable report: one block per managed key, then a summary line."""
+    lines: list[str] = []
+    now = report.started_at
+    for result in report.results:
+        plan = result.plan
+        lines.append(f"{plan.key} ({plan.kind})")
+        lines.append(f"  current:  {_describe_current(plan.current, now)}")
+        lines.append(f"  decision: {plan.decision}: {plan.reason}")
+        if plan.actions:
+            lines.append("  actions:")
+            rows = [[a.action, a.target or "-", a.detail] for a in plan.actions]
+            lines += [
+                "    " + row for row in table(["ACTION", "TARGET", "DETAIL"], rows).split("\n")
+            ]
+        outcome = f"  outcome:  {result.outcome}"
+        if result.error:
+            outcome += f": {result.error}"
+        lines.append(outcome)
+        lines.append("")
+    lines.append(summary_line(report))
+    return "\n".join(lines)
+
+
+def summary_line(report: RunReport) -> str:
+    """``3 managed keys: 1 rotated, 2 unchanged (dry-run)``."""
+    counts = Counter(r.outcome for r in report.results)
+    parts = ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items()))
+    suffix = " (dry-run: nothing was changed)" if report.dry_run else ""
+    total = len(report.results)
+    return f"{total} managed key{'s' if total != 1 else ''}: {parts or 'none'}{suffix}"
+
+
+def status_table(report: RunReport) -> str:
+    """``rotator status`` as a table."""
+    now = report.started_at
+    rows = []
+    for result in report.results:
+        plan = result.plan
+        current = plan.current
+        left = days_left(current.expiration if current else None, now)
+        rows.append(
+            [
+                plan.key,
+                plan.kind,
+                (current.name or ("adopted" if current.adopted else "?")) if current else "-",
+                day(current.expiration, never="never") if current and current.expiration else "-",
+                "-" if left is None else f"{left:g}",
+                "yes" if plan.targets_agree else "no",
+                plan.decision,
+                plan.reason,
+            ]
+        )
+    return table(
+        ["KEY", "KIND", "CURRENT", "EXPIRES", "DAYS LEFT", "TARGETS AGREE", "NEXT", "WHY"], rows
+    )
+
+
+class Progress:
+    """Per-key progress lines on stderr, only when stderr is a terminal."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self._stream = stream if stream is not None else sys.stderr
+        self.enabled = self._stream.isatty()
+
+    def __call__(self, index: int, total: int, result: KeyResult) -> None:
+        if self.enabled:
+            click.echo(f"[{index}/{total}] {result.plan.key}: {result.outcome}", err=True)

@@ -1,0 +1,96 @@
+"""``rotator rotate [--dry-run]`` and ``rotator status``: one run of the engine from the CLI."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import click
+
+from rotator.cli import EXIT_FAILED, CliState, cli, config_option
+from rotator.cli.lock import default_lock_path, run_lock
+from rotator.cli.output import emit_json
+from rotator.cli.report import Progress, render_text, report_document, status_table, summary_line
+from rotator.engine.model import KeyResult, RunReport
+from rotator.engine.run import observe_and_plan, run_once, utc_now
+
+
+@cli.command()
+@click.option("--dry-run", is_flag=True, help="Print the plan and change nothing anywhere.")
+@click.option(
+    "--key", "keys", multiple=True, metavar="NAME", help="Only this managed key (repeatable)."
+)
+@click.option("--force", is_flag=True, help="Rotate even keys that are not due yet.")
+@click.option("--output", "-o", type=click.Choice(["text", "json"]), default="text")
+@click.option(
+    "--lock-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Lock held while rotating (default: one per config file in $XDG_RUNTIME_DIR or /tmp).",
+)
+@config_option
+@click.pass_context
+def rotate(
+    ctx: click.Context,
+    dry_run: bool,
+    keys: tuple[str, ...],
+    force: bool,
+    output: str,
+    lock_file: Path | None,
+) -> None:
+    """Observe every managed key, plan, and rotate what is due (exit 1 if any key failed)."""
+    from rotator.wiring import build_runtime  # noqa: PLC0415 - adapters load on use
+
+    state = ctx.ensure_object(CliState)
+    config = state.load_config()
+    # A dry-run changes nothing, so it never waits for nor blocks a real run.
+    lock = (
+        contextlib.nullcontext()
+        if dry_run
+        else run_lock(lock_file or default_lock_path(state.config_path()))
+    )
+    with lock, build_runtime(config) as runtime:
+        specs = runtime.select(keys)
+        report = run_once(
+            specs,
+            runtime.stackstate,
+            dry_run=dry_run,
+            force=force,
+            progress=Progress() if output == "text" else None,
+        )
+    if output == "json":
+        emit_json(report_document(report))
+    else:
+        click.echo(render_text(report))
+    if report.failed:
+        ctx.exit(EXIT_FAILED)
+
+
+@cli.command()
+@click.option(
+    "--key", "keys", multiple=True, metavar="NAME", help="Only this managed key (repeatable)."
+)
+@click.option("--output", "-o", type=click.Choice(["table", "json"]), default="table")
+@config_option
+@click.pass_context
+def status(ctx: click.Context, keys: tuple[str, ...], output: str) -> None:
+    """Show each managed key's current key, expiry, target agreement and the next action."""
+    from rotator.wiring import build_runtime  # noqa: PLC0415 - adapters load on use
+
+    config = ctx.ensure_object(CliState).load_config()
+    with build_runtime(config) as runtime:
+        now = utc_now()
+        planned = observe_and_plan(runtime.select(keys), runtime.stackstate, now=now)
+    results = tuple(
+        KeyResult(
+            plan, "failed" if plan.failed else "unchanged", plan.reason if plan.failed else None
+        )
+        for _, plan in planned
+    )
+    report = RunReport(dry_run=True, started_at=now, results=results)
+    if output == "json":
+        emit_json(report_document(report))
+    else:
+        click.echo(status_table(report))
+        click.echo(summary_line(report).replace(" (dry-run: nothing was changed)", ""))
+    if report.failed:
+        ctx.exit(EXIT_FAILED)

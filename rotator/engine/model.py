@@ -1,0 +1,132 @@
+"""The engine's plain data: what a managed key is, what was observed, what is planned and done.
+
+Everything here is a frozen dataclass without behaviour beyond small derived properties, so a
+plan can be printed (dry-run), serialised (``--output json``) and compared in tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Literal
+
+from rotator.engine.policy import Windows
+from rotator.stackstate import ApiKey, KeyKind, VerifyResult
+from rotator.targets.base import Target, TargetState
+
+Decision = Literal["ok", "bootstrap", "rotate", "repair", "switch", "revoke", "blocked"]
+ActionType = Literal["create", "verify", "push", "restart", "await", "revoke", "sweep"]
+Outcome = Literal["planned", "unchanged", "rotated", "waiting", "revoked", "failed"]
+
+
+@dataclass(frozen=True)
+class KeySpec:
+    """One managed key, resolved from the configuration: policy plus its target adapters."""
+
+    name: str
+    kind: KeyKind
+    roles: tuple[str, ...] | None
+    description: str | None
+    dedicated_subject: str | None
+    validity: timedelta
+    rotate_before: timedelta
+    grace_period: timedelta
+    switch_timeout: timedelta
+    orphan_min_age: timedelta
+    windows: Windows
+    targets: tuple[Target, ...]
+    adopt_key_id: int | None = None
+
+    @property
+    def window_margin(self) -> timedelta:
+        """How long a rotation may need end to end; waiting for a window must leave this."""
+        return self.switch_timeout + self.grace_period + timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class TargetObservation:
+    """One target as observed: its state, or the error that prevented reading it."""
+
+    target: Target
+    state: TargetState | None
+    error: str | None = None
+
+    @property
+    def fingerprint(self) -> str | None:
+        """Fingerprint of the value held (None when empty or unreadable)."""
+        return None if self.state is None else self.state.fingerprint
+
+
+@dataclass(frozen=True)
+class ObservedKey:
+    """Everything the planner needs to decide about one managed key."""
+
+    spec: KeySpec
+    targets: tuple[TargetObservation, ...]
+    #: Every key of this kind that StackState listed, by id (None when listing failed).
+    keys_by_id: Mapping[int, ApiKey] | None
+    #: Verification of held values the listing could not vouch for, by fingerprint.
+    verdicts: Mapping[str, VerifyResult] = field(default_factory=dict)
+    list_error: str | None = None
+
+
+@dataclass(frozen=True)
+class Action:
+    """One step of a plan, printable in a dry-run. ``source`` is the target copied from."""
+
+    action: ActionType
+    target: str | None
+    detail: str
+    source: str | None = None
+
+
+@dataclass(frozen=True)
+class CurrentKey:
+    """The key behind the value the targets hold (id/name unknown for adopted values)."""
+
+    id: int | None
+    name: str | None
+    expiration: datetime | None
+    adopted: bool = False
+
+
+@dataclass(frozen=True)
+class KeyPlan:
+    """What to do about one managed key, and why."""
+
+    key: str
+    kind: KeyKind
+    decision: Decision
+    reason: str
+    current: CurrentKey | None
+    actions: tuple[Action, ...] = ()
+    #: True when the plan itself is a failure (unreadable target, listing failed).
+    failed: bool = False
+    targets_agree: bool = True
+    #: Name of the key a create action makes (unique among the listed keys of the kind).
+    new_key_name: str | None = None
+
+
+@dataclass(frozen=True)
+class KeyResult:
+    """The plan for one managed key and what came of it."""
+
+    plan: KeyPlan
+    outcome: Outcome
+    error: str | None = None
+    new_key: ApiKey | None = None
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """The result of one run over the selected managed keys."""
+
+    dry_run: bool
+    started_at: datetime
+    results: tuple[KeyResult, ...]
+
+    @property
+    def failed(self) -> bool:
+        """Whether any managed key failed (exit code 1)."""
+        return any(r.outcome == "failed" for r in self.results)

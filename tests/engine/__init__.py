@@ -1,0 +1,1 @@
+"""Unit tests of the rotation engine's pure decision code (naming, policy, planning)."""

@@ -1,0 +1,1082 @@
+"""Tests for the vault-kv target and its session, through hvac over HTTP to the Vault emulator."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import hvac
+import hvac.exceptions
+import pytest
+import requests
+
+from rotator.errors import (
+    RotatorError,
+    TargetConflict,
+    TargetError,
+    TargetForbidden,
+    TargetInvalid,
+    TargetUnavailable,
+)
+from rotator.sandbox.kubernetes_config import generate_tls
+from rotator.sandbox.vault import VaultEmulator
+from rotator.secrets import Secret
+from rotator.targets.base import KeyMetadata, Target
+from rotator.targets.vault import (
+    MAX_METADATA_KEY,
+    MAX_METADATA_VALUE,
+    AppRoleAuth,
+    KubernetesAuth,
+    TokenAuth,
+    VaultAuth,
+    VaultKvTarget,
+    VaultSession,
+    map_error,
+)
+from tests.plugins.vault import ROOT_TOKEN, VaultClock
+
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+PATH = "stackstate/agent"
+KEY = "api_key"
+OLD = Secret("old-value-0123456789")
+NEW = Secret("new-value-9876543210")
+CURRENT = "rotator.stackstate.io/api_key"
+PREVIOUS = "previous.rotator.stackstate.io/api_key"
+
+
+def meta(value: Secret, key_id: int | None = 7, **extra: Any) -> KeyMetadata:
+    """Metadata describing ``value``."""
+    return KeyMetadata(
+        key_id=key_id,
+        key_name=f"agent-{key_id}",
+        kind="service-token",
+        fingerprint=value.fingerprint,
+        expires_at=NOW + timedelta(days=30),
+        rotated_at=NOW,
+        **extra,
+    )
+
+
+def assert_hygienic(exc: BaseException, *secrets: str) -> None:
+    """Neither the error's text nor that of anything chained to it holds a secret."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        for secret in secrets:
+            assert secret not in str(seen)
+            assert secret not in repr(seen)
+        seen = seen.__cause__
+
+
+@pytest.fixture
+def make_session(
+    vault: VaultEmulator, vault_clock: VaultClock
+) -> Iterator[Callable[..., VaultSession]]:
+    """A factory of sessions on ``vault`` (root token by default), closed at teardown."""
+    sessions: list[VaultSession] = []
+
+    def make(
+        auth: VaultAuth | None = None,
+        *,
+        namespace: str | None = None,
+        timeout: float = 5.0,
+        emulator: VaultEmulator | None = None,
+    ) -> VaultSession:
+        session = VaultSession(
+            url=(emulator or vault).url,
+            namespace=namespace,
+            ca_file=None,
+            timeout=timeout,
+            auth=auth or TokenAuth(Secret(ROOT_TOKEN)),
+            clock=vault_clock,
+        )
+        sessions.append(session)
+        return session
+
+    yield make
+    for session in sessions:
+        session.close()
+
+
+@pytest.fixture
+def session(make_session: Callable[..., VaultSession]) -> VaultSession:
+    """A root-token session on ``vault``."""
+    return make_session()
+
+
+@pytest.fixture
+def target(session: VaultSession) -> VaultKvTarget:
+    """A KV v2 target ``secret/stackstate/agent[api_key]``."""
+    return VaultKvTarget(session, mount="secret", path=PATH, key=KEY, kv_version=2)
+
+
+@pytest.fixture
+def v1_target(session: VaultSession) -> VaultKvTarget:
+    """A KV v1 target ``kv/stackstate/agent[api_key]``."""
+    return VaultKvTarget(session, mount="kv", path=PATH, key=KEY, kv_version=1)
+
+
+def custom(vault: VaultEmulator, path: str = PATH) -> dict[str, str]:
+    """The custom_metadata of a KV v2 path in the emulator."""
+    found = vault.metadata("secret", path)
+    assert found is not None
+    return dict(found["custom_metadata"] or {})
+
+
+def data_writes(vault: VaultEmulator, mount: str = "secret") -> list[dict[str, Any]]:
+    """Bodies of the KV v2 data writes the emulator answered 200."""
+    return [
+        json.loads(r.body)
+        for r in vault.log
+        if r.method == "POST" and r.path.startswith(f"/v1/{mount}/data/") and r.status == 200
+    ]
+
+
+def concurrent_writer(
+    vault: VaultEmulator, session: VaultSession, times: int
+) -> Callable[..., None]:
+    """Make someone else write the secret right after each of our next ``times`` data reads.
+
+    It is a requests response hook on the session's HTTP client (a public requests feature):
+    the competing write lands between our read and our check-and-set write, as a real
+    concurrent writer would.
+    """
+    remaining = [times]
+
+    def hook(response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        request = response.request
+        if (
+            remaining[0] > 0
+            and request.method == "GET"
+            and f"/v1/secret/data/{PATH}" in str(request.url)
+        ):
+            remaining[0] -= 1
+            current = vault.read("secret", PATH) or {}
+            vault.write("secret", PATH, {**current, "other": f"concurrent-{remaining[0]}"})
+
+    session.client().adapter.session.hooks["response"].append(hook)
+    return hook
+
+
+class TestIdentity:
+    """Ids, descriptions and argument checks of VaultKvTarget."""
+
+    def test_satisfies_the_target_protocol(self, target: VaultKvTarget) -> None:
+        """The class implements the Target Protocol."""
+        assert isinstance(target, Target)
+
+    def test_id_names_mount_path_and_key(self, target: VaultKvTarget) -> None:
+        """The id is ``vault-kv:mount/path[key]`` without a namespace."""
+        assert target.id == "vault-kv:secret/stackstate/agent[api_key]"
+
+    def test_id_carries_the_namespace(self, make_session: Callable[..., VaultSession]) -> None:
+        """With a namespace the id starts with ``ns=<namespace>/``."""
+        target = VaultKvTarget(
+            make_session(namespace="team-a/"), mount="secret", path=PATH, key=KEY, kv_version=2
+        )
+        assert target.id == "vault-kv:ns=team-a/secret/stackstate/agent[api_key]"
+
+    def test_describe_is_one_line_with_engine_version(
+        self, target: VaultKvTarget, vault: VaultEmulator
+    ) -> None:
+        """describe() names the engine version, path, key and Vault host on one line."""
+        line = target.describe()
+        assert "\n" not in line
+        assert "KV v2 secret/stackstate/agent key api_key" in line
+        assert f"127.0.0.1:{vault.port}" in line
+
+    def test_nothing_is_sent_before_first_use(
+        self, vault: VaultEmulator, target: VaultKvTarget
+    ) -> None:
+        """Building a session and a target sends no request (the login is lazy)."""
+        assert target.id
+        assert vault.log == []
+
+    def test_empty_path_is_refused(self, session: VaultSession) -> None:
+        """A target without a path raises TargetInvalid."""
+        with pytest.raises(TargetInvalid):
+            VaultKvTarget(session, mount="secret", path="/", key=KEY, kv_version=2)
+
+
+class TestKvV2Read:
+    """Reading a KV v2 field."""
+
+    def test_missing_path_reads_as_empty(self, target: VaultKvTarget) -> None:
+        """A path that does not exist is an empty state, not an error."""
+        state = target.read()
+        assert (state.value, state.metadata, state.version) == (None, None, None)
+
+    def test_value_and_version_are_read(self, vault: VaultEmulator, target: VaultKvTarget) -> None:
+        """The field's value is returned with the KV version number as the version."""
+        vault.write("secret", PATH, {KEY: OLD.reveal()})
+        vault.write("secret", PATH, {KEY: OLD.reveal(), "x": "1"})
+        state = target.read()
+        assert state.value == OLD
+        assert state.version == "2"
+        assert state.metadata is None
+
+    def test_missing_field_reads_as_empty(
+        self, vault: VaultEmulator, target: VaultKvTarget
+    ) -> None:
+        """A path without our field has no value."""
+        vault.write("secret", PATH, {"other": "x"})
+        assert target.read().value is None
+
+    def test_soft_deleted_latest_version_reads_as_empty(
+        self,
+        vault: VaultEmulator,
+        target: VaultKvTarget,
+        vault_client: hvac.Client,
+    ) -> None:
+        """A soft-deleted latest version counts as empty even though older versions exist."""
+        vault.write("secret", PATH, {KEY: OLD.reveal()})
+        vault.write("secret", PATH, {KEY: NEW.reveal()})
+        vault_client.secrets.kv.v2.delete_latest_version_of_secret(path=PATH)
+        state = target.read()
+        assert state.value is None
+        assert state.version == "2"
+
+    def test_destroyed_latest_version_reads_as_empty(
+        self, vault: VaultEmulator, target: VaultKvTarget, vault_client: hvac.Client
+    ) -> None:
+        """A destroyed latest version counts as empty."""
+        vault.write("secret", PATH, {KEY: OLD.reveal()})
+        vault_client.secrets.kv.v2.destroy_secret_versions(path=PATH, versions=[1])
+        assert target.read().value is None
+
+    def test_non_string_field_is_invalid(self, vault: VaultEmulator, target: VaultKvTarget) -> None:
+        """A field holding a number or a map raises TargetInvalid."""
+        vault.write("secret", PATH, {KEY: {"nested": 1}})
+        with pytest.raises(TargetInvalid, match="not a string"):
+            target.read()
+
+    def test_unknown_mount_is_invalid(self, session: VaultSession) -> None:
+        """A mount that does not exist raises TargetInvalid rather than reading as empty."""
+        target = VaultKvTarget(session, mount="nope", path=PATH, key=KEY, kv_version=2)
+        with pytest.raises(TargetInvalid, match="no such mount"):
+            target.read()
+
+    def test_engine_version_mismatch_is_invalid(
+        self, vault: VaultEmulator, session: VaultSession
+    ) -> None:
+        """A v2 target on a KV v1 mount raises TargetInvalid and writes nothing."""
+        target = VaultKvTarget(session, mount="kv", path=PATH, key=KEY, kv_version=2)
+        with pytest.raises(TargetInvalid, match="KV v1 engine"):
+            target.write(NEW, meta(NEW))
+        assert vault.mutating_requests() == []
+
+    def test_mount_version_is_checked_once_per_session(
+        self, vault: VaultEmulator, target: VaultKvTarget
+    ) -> None:
+        """The engine version lookup happens once, not before every call."""
+        target.read()
+        target.read()
+        lookups = [r for r in vault.log if "sys/internal/ui/mounts" in r.path]
+        assert len(lookups) == 1
+
+
+class TestKvV2Write:
+    """Writing a KV v2 field with check-and-set and custom_metadata."""
+
+    def test_bootstrap_into_a_missing_path(
+        self, vault: VaultEmulator, target: VaultKvTarget
+    ) -> None:
+        """A missing path is created with cas=0 (create-only), holding only our field."""
+        target.write(NEW, meta(NEW))
+        assert vault.read("secret", PATH) == {KEY: NEW.reveal()}
+        assert data_writes(vault)[0]["options"] == {"cas": 0}
+        assert target.read().value == NEW
+
+    def test_other_fields_are_preserved(self, vault: VaultEmulator, target: VaultKvTarget) -> None:
+        """Every other field at the path survives, and the write carries the version read."""
+        vault.write("secret", PATH, {KEY: OLD.reveal(), "url": "https://sts", "n": 3})
+        target.write(NEW, meta(NEW))
+        assert vault.read("secret", PATH) == {KEY: NEW.reveal(), "url": "https://sts", "n": 3}
+        assert data_writes(vault)[0]["options"] == {"cas": 1}
+
+    def test_metadata_round_trip(self, target: VaultKvTarget) -> None:
+        """read() returns exactly the metadata written with the value."""
+        written = meta(NEW, previous_key_id=6, previous_key_name="agent-6")
+        target.write(NEW, written)
+        state = target.read()
+        assert state.metadata == written
+        assert state.managed_metadata == written
+
+    def test_other_custom_metadata_and_key_settings_are_preserved(
+        self, vault: VaultEmulator, target: VaultKvTarget, vault_client: hvac.Client
+    ) -> None:
+        """Other custom_metadata keys, max_versions and delete_version_after stay as they were."""
+        vault.write("secret", PATH, {KEY: OLD.reveal()})
+        vault_client.secrets.kv.v2.update_metadata(
+            path=PATH,
+            max_versions=4,
+            delete_version_after="720h",
+            custom_metadata={"owner": "team-x", "ticket": "OPS-1"},
+        )
+        target.write(NEW, meta(NEW))
+        stored = vault.metadata("secret", PATH)
+        assert stored is not None
+        assert stored["custom_metadata"]["owner"] == "team-x"
+        assert stored["custom_metadata"]["ticket"] == "OPS-1"
+        assert stored["max_versions"] == 4
+        assert stored["delete_version_after"] == "720h0m0s"
+
+    def test_entries_for_current_and_previous_value_are_kept(
+        self, vault: VaultEmulator, target: VaultKvTarget
+    ) -> None:
+        """After a rotation the replaced value's entry moves to the previous slot."""
+        target.write(OLD, meta(OLD, key_id=6))
+        target.write(NEW, meta(NEW, key_id=7))
+        entries = custom(vault)
+        assert json.loads(entries[CURRENT])["key-id"] == 7
+        assert json.loads(entries[PREVIOUS])["key-id"] == 6
+
+    def test_rewriting_the_same_value_drops_the_previous_entry(
+        self, vault: VaultEmulator, target: VaultKvTarget
+    ) -> None:
+        """Writing the value already held keeps only its own entry."""
+        target.write(OLD, meta(OLD, key_id=6))
+        target.write(NEW, meta(NEW, key_id=7))
+        target.write(NEW, meta(NEW, key_id=7))
+        assert PREVIOUS not in custom(vault)
+        assert target.read().metadata == meta(NEW, key_id=7)
+
+    def test_hand_written_value_has_no_previous_entry(
+        self, vault: VaultEmulator, target: VaultKvTarget
+    ) -> None:
+        """Replacing an adopted value (no entry describes it) leaves no previous entry."""
+        vault.write("secret", PATH, {KEY: OLD.reveal()})
+        target.write(NEW, meta(NEW))
+        assert set(custom(vault)) == {CURRENT}
+
+    def test_write_over_a_soft_deleted_version(
+        self, vault: VaultEmulator, target: VaultKvTarget, vault_client: hvac.Client
+    ) -> None:
+        """Writing over a deleted latest version uses its number for check-and-set."""
+        vault.write("secret", PATH, {KEY: OLD.reveal(), "other": "gone-too"})
+        vault_client.secrets.kv.v2.delete_latest_version_of_secret(path=PATH)
+        target.write(NEW, meta(NEW))
+        assert data_writes(vault)[0]["options"] == {"cas": 1}
+        assert vault.read("secret", PATH) == {KEY: NEW.reveal()}
+
+    def test_mount_with_cas_required_is_written(
+        self, vault: VaultEmulator, target: VaultKvTarget
+    ) -> None:
+        """A mount that requires check-and-set accepts our writes."""
+        vault.configure_mount("secret", cas_required=True)
+        target.write(OLD, meta(OLD))
+        target.write(NEW, meta(NEW))
+        assert target.read().value == NEW
+
+    def test_two_keys_at_one_path_keep_their_own_metadata(
+        self, vault: VaultEmulator, session: VaultSession
+    ) -> None:
+        """Two managed keys at one path each keep their value and metadata."""
+        first = VaultKvTarget(session, mount="secret", path=PATH, key="a", kv_version=2)
+        second = VaultKvTarget(session, mount="secret", path=PATH, key="b", kv_version=2)
+        first.write(OLD, meta(OLD, key_id=1))
+        second.write(NEW, meta(NEW, key_id=2))
+        assert first.read().metadata == meta(OLD, key_id=1)
+        assert second.read().metadata == meta(NEW, key_id=2)
+        assert vault.read("secret", PATH) == {"a": OLD.reveal(), "b": NEW.reveal()}
+
+    def test_long_data_key_uses_a_hashed_metadata_key(
+        self, vault: VaultEmulator, session: VaultSession
+    ) -> None:
+        """A data key too long for Vault's 128-character metadata keys is hashed, and works."""
+        key = "k" * 120
+        target = VaultKvTarget(session, mount="secret", path=PATH, key=key, kv_version=2)
+        target.write(OLD, meta(OLD, key_id=1))
+        target.write(NEW, meta(NEW, key_id=2))
+        assert target.current_metadata_key.startswith("rotator.stackstate.io/sha256-")
+        assert all(len(name) <= MAX_METADATA_KEY for name in custom(vault))
+        assert target.read().metadata == meta(NEW, key_id=2)
+
+    def test_long_names_are_left_out_to_fit_vault_limit(
+        self, vault: VaultEmulator, target: VaultKvTarget
+    ) -> None:
+        """Metadata over 512 characters drops the key names and keeps the ids."""
+        long_name = "n" * 200
+        written = KeyMetadata(
+            key_id=42,
+            key_name=f"{long_name}-20261126T120000Z",
+            kind="service-token",
+            fingerprint=NEW.fingerprint,
+            expires_at=NOW,
+            rotated_at=NOW,
+            previous_key_id=41,
+            previous_key_name=f"{long_name}-20261026T120000Z",
+        )
+        target.write(NEW, written)
+        assert len(custom(vault)[CURRENT]) <= MAX_METADATA_VALUE
+        found = target.read().metadata
+        assert found is not None
+        assert (found.key_id, found.previous_key_id, found.previous_key_name) == (42, 41, None)
+
+
+class TestKvV2CheckAndSet:
+    """Concurrent writers and the check-and-set retry."""
+
+    def test_conflict_is_retried_once_from_a_fresh_read(
+        self, vault: VaultEmulator, session: VaultSession, target: VaultKvTarget
+    ) -> None:
+        """A check-and-set mismatch re-reads and writes again, keeping the other writer's field."""
+        vault.write("secret", PATH, {KEY: OLD.reveal()})
+        concurrent_writer(vault, session, times=1)
+        target.write(NEW, meta(NEW))
+        assert vault.read("secret", PATH) == {KEY: NEW.reveal(), "other": "concurrent-0"}
+        posts = [r for r in vault.log if r.method == "POST" and "/data/" in r.path]
+        assert [(json.loads(r.body)["options"]["cas"], r.status) for r in posts] == [
+            (1, 400),
+            (2, 200),
+        ]
+        assert target.read().metadata == meta(NEW)
+
+    def test_gives_up_after_the_second_conflict(
+        self, vault: VaultEmulator, session: VaultSession, target: VaultKvTarget
+    ) -> None:
+        """Two check-and-set mismatches in a row raise TargetConflict; the other writer wins."""
+        vault.write("secret", PATH, {KEY: OLD.reveal()})
+        concurrent_writer(vault, session, times=2)
+        with pytest.raises(TargetConflict, match="check-and-set failed twice") as caught:
+            target.write(NEW, meta(NEW))
+        assert caught.value.retryable
+        assert vault.read("secret", PATH) == {KEY: OLD.reveal(), "other": "concurrent-0"}
+        assert_hygienic(caught.value, NEW.reveal(), OLD.reveal(), ROOT_TOKEN)
+
+
+class TestKvV2CrashSafety:
+    """The metadata is written before the data, so a crash between them is harmless."""
+
+    def test_metadata_written_data_not_still_describes_old_value(
+        self, vault: VaultEmulator, target: VaultKvTarget
+    ) -> None:
+        """When the data write never happens, read() returns the old value with its metadata."""
+        target.write(OLD, meta(OLD, key_id=6))
+        vault.fail_next("POST", rf"/v1/secret/data/{PATH}", 503)
+        with pytest.raises(TargetUnavailable):
+            target.write(NEW, meta(NEW, key_id=7, previous_key_id=6))
+        assert json.loads(custom(vault)[CURRENT])["key-id"] == 7  # the metadata went first
+        state = target.read()
+        assert state.value == OLD
+        assert state.managed_metadata == meta(OLD, key_id=6)
+
+    def test_rerun_after_the_crash_completes_the_write(
+        self, vault: VaultEmulator, target: VaultKvTarget
+    ) -> None:
+        """Running the same write again after the crash ends with the new value described."""
+        target.write(OLD, meta(OLD, key_id=6))
+        vault.fail_next("POST", rf"/v1/secret/data/{PATH}", 503)
+        with pytest.raises(TargetUnavailable):
+            target.write(NEW, meta(NEW, key_id=7))
+        target.write(NEW, meta(NEW, key_id=7))
+        state = target.read()
+        assert (state.value, state.managed_metadata) == (NEW, meta(NEW, key_id=7))
+        assert json.loads(custom(vault)[PREVIOUS])["key-id"] == 6
+
+    def test_lost_answer_of_the_data_write_is_unavailable(
+        self, vault: VaultEmulator, target: VaultKvTarget
+    ) -> None:
+        """A data write processed but unanswered raises TargetUnavailable; the new value is held."""
+        target.write(OLD, meta(OLD, key_id=6))
+        vault.drop_after_processing("POST", rf"/v1/secret/data/{PATH}")
+        with pytest.raises(TargetUnavailable):
+            target.write(NEW, meta(NEW, key_id=7))
+        assert target.read().managed_metadata == meta(NEW, key_id=7)
+
+
+class TestKvV2WriteMetadata:
+    """write_metadata() changes only our metadata."""
+
+    def test_updates_the_entry_of_the_value_held(
+        self, vault: VaultEmulator, target: VaultKvTarget
+    ) -> None:
+        """The held value's entry is replaced; the data gets no new version."""
+        target.write(OLD, meta(OLD, key_id=6))
+        target.write(NEW, meta(NEW, key_id=7, previous_key_id=6))
+        revoked = meta(NEW, key_id=7, previous_key_id=6, previous_revoked=True)
+        target.write_metadata(revoked)
+        state = target.read()
+        assert state.metadata == revoked
+        assert state.version == "2"
+        assert json.loads(custom(vault)[PREVIOUS])["key-id"] == 6
+
+    def test_keeps_other_custom_metadata(self, vault: VaultEmulator, target: VaultKvTarget) -> None:
+        """Other custom_metadata keys survive a metadata-only update."""
+        target.write(NEW, meta(NEW))
+        vault.update_metadata("secret", PATH, custom_metadata={**custom(vault), "owner": "x"})
+        target.write_metadata(meta(NEW, previous_revoked=True))
+        assert custom(vault)["owner"] == "x"
+
+    def test_describes_an_adopted_value(self, vault: VaultEmulator, target: VaultKvTarget) -> None:
+        """Metadata for a value the rotator did not write makes it read as managed."""
+        vault.write("secret", PATH, {KEY: OLD.reveal()})
+        target.write_metadata(meta(OLD, key_id=None))
+        assert target.read().managed_metadata == meta(OLD, key_id=None)
+
+
+class TestKvV1:
+    """KV v1: the value field plus a sibling metadata field, written in one request."""
+
+    def test_missing_path_reads_as_empty(self, v1_target: VaultKvTarget) -> None:
+        """A missing v1 path is an empty state."""
+        state = v1_target.read()
+        assert (state.value, state.metadata, state.version) == (None, None, None)
+
+    def test_write_sets_value_and_sibling_metadata_keeping_other_fields(
+        self, vault: VaultEmulator, v1_target: VaultKvTarget
+    ) -> None:
+        """One PUT holds our value, ``_rotator.<key>`` and every other field."""
+        vault.write("kv", PATH, {KEY: OLD.reveal(), "url": "https://sts"})
+        v1_target.write(NEW, meta(NEW))
+        stored = vault.read("kv", PATH)
+        assert stored is not None
+        assert stored[KEY] == NEW.reveal()
+        assert stored["url"] == "https://sts"
+        assert json.loads(stored["_rotator.api_key"])["fingerprint"] == NEW.fingerprint
+        writes = [r for r in vault.mutating_requests() if r.path == f"/v1/kv/{PATH}"]
+        assert [r.method for r in writes] == ["PUT"]
+
+    def test_metadata_round_trip(self, v1_target: VaultKvTarget) -> None:
+        """read() returns the metadata written with the value."""
+        v1_target.write(NEW, meta(NEW))
+        state = v1_target.read()
+        assert (state.value, state.managed_metadata) == (NEW, meta(NEW))
+
+    def test_hand_edited_value_has_no_metadata(
+        self, vault: VaultEmulator, v1_target: VaultKvTarget
+    ) -> None:
+        """A value changed by hand is not described by the stale sibling field."""
+        v1_target.write(OLD, meta(OLD))
+        stored = vault.read("kv", PATH) or {}
+        vault.write("kv", PATH, {**stored, KEY: NEW.reveal()})
+        assert v1_target.read().metadata is None
+
+    def test_write_metadata_changes_only_the_sibling_field(
+        self, vault: VaultEmulator, v1_target: VaultKvTarget
+    ) -> None:
+        """write_metadata() rewrites the metadata field and leaves the value alone."""
+        v1_target.write(NEW, meta(NEW))
+        v1_target.write_metadata(meta(NEW, previous_revoked=True))
+        state = v1_target.read()
+        assert state.value == NEW
+        assert state.metadata == meta(NEW, previous_revoked=True)
+
+
+class TestErrors:
+    """Failures are translated into the rotator's error tree, without values or tokens."""
+
+    def test_sealed_vault_is_unavailable_and_value_unchanged(
+        self, vault: VaultEmulator, target: VaultKvTarget
+    ) -> None:
+        """A sealed Vault raises TargetUnavailable and the stored value stays as it was."""
+        target.write(OLD, meta(OLD))
+        vault.seal()
+        with pytest.raises(TargetUnavailable, match="sealed") as caught:
+            target.write(NEW, meta(NEW))
+        vault.unseal()
+        assert target.read().value == OLD
+        assert caught.value.retryable
+
+    def test_sealed_before_first_login_is_unavailable(
+        self, vault: VaultEmulator, make_session: Callable[..., VaultSession]
+    ) -> None:
+        """A login against a sealed Vault is a temporary failure, not a credentials problem."""
+        vault.add_approle("rotator-role", "approle-secret-id-1")
+        vault.seal()
+        session = make_session(AppRoleAuth("rotator-role", Secret("approle-secret-id-1")))
+        target = VaultKvTarget(session, mount="secret", path=PATH, key=KEY, kv_version=2)
+        with pytest.raises(TargetUnavailable):
+            target.read()
+
+    def test_token_without_policy_is_forbidden(
+        self, vault: VaultEmulator, make_session: Callable[..., VaultSession]
+    ) -> None:
+        """A valid token lacking the policy raises TargetForbidden saying permission denied."""
+        token = vault.create_token(["nothing"])
+        session = make_session(TokenAuth(Secret(token)))
+        target = VaultKvTarget(session, mount="secret", path=PATH, key=KEY, kv_version=2)
+        with pytest.raises(TargetForbidden, match="permission denied") as caught:
+            target.read()
+        assert caught.value.message.startswith(target.id)
+        assert not caught.value.retryable
+        assert_hygienic(caught.value, token)
+
+    def test_read_only_policy_cannot_write(
+        self, vault: VaultEmulator, make_session: Callable[..., VaultSession]
+    ) -> None:
+        """A token that may only read raises TargetForbidden on write and changes nothing."""
+        vault.set_policy("reader", {"secret/data/*": ["read"], "secret/metadata/*": ["read"]})
+        session = make_session(TokenAuth(Secret(vault.create_token(["reader"]))))
+        target = VaultKvTarget(session, mount="secret", path=PATH, key=KEY, kv_version=2)
+        with pytest.raises(TargetForbidden):
+            target.write(NEW, meta(NEW))
+        assert vault.read("secret", PATH) is None
+
+    def test_least_privilege_policy_is_enough(
+        self, vault: VaultEmulator, make_session: Callable[..., VaultSession]
+    ) -> None:
+        """The documented policy (data create/read/update, metadata create/read/update) works."""
+        vault.set_policy(
+            "rotator",
+            {
+                "secret/data/stackstate/*": ["create", "read", "update"],
+                "secret/metadata/stackstate/*": ["create", "read", "update"],
+            },
+        )
+        session = make_session(TokenAuth(Secret(vault.create_token(["rotator"]))))
+        target = VaultKvTarget(session, mount="secret", path=PATH, key=KEY, kv_version=2)
+        target.write(OLD, meta(OLD))
+        target.write(NEW, meta(NEW))
+        assert target.read().managed_metadata == meta(NEW)
+
+    def test_server_error_is_unavailable(self, vault: VaultEmulator, target: VaultKvTarget) -> None:
+        """A 500 answer raises TargetUnavailable."""
+        target.read()
+        vault.fail_next("GET", rf"/v1/secret/data/{PATH}", 500)
+        with pytest.raises(TargetUnavailable, match="500"):
+            target.read()
+
+    def test_timeout_is_unavailable(
+        self, vault: VaultEmulator, make_session: Callable[..., VaultSession]
+    ) -> None:
+        """No answer within the session timeout raises TargetUnavailable naming the timeout."""
+        session = make_session(timeout=0.2)
+        target = VaultKvTarget(session, mount="secret", path=PATH, key=KEY, kv_version=2)
+        target.read()
+        vault.add_latency("GET", rf"/v1/secret/data/{PATH}", 1.0, count=1)
+        with pytest.raises(TargetUnavailable, match=r"within 0\.2s"):
+            target.read()
+
+    def test_connection_refused_is_unavailable(
+        self, make_vault: Callable[..., VaultEmulator], make_session: Callable[..., VaultSession]
+    ) -> None:
+        """A Vault that is not listening raises TargetUnavailable."""
+        gone = make_vault()
+        session = make_session(emulator=gone)
+        gone.stop()
+        target = VaultKvTarget(session, mount="secret", path=PATH, key=KEY, kv_version=2)
+        with pytest.raises(TargetUnavailable, match="cannot connect"):
+            target.read()
+
+
+class TestTls:
+    """TLS is verified; ca_file adds a private CA."""
+
+    @pytest.fixture
+    def tls_vault(
+        self, tmp_path: Path, make_vault: Callable[..., VaultEmulator]
+    ) -> tuple[VaultEmulator, Path]:
+        """An emulator serving HTTPS with a certificate of a private CA, and that CA's file."""
+        ca, cert, key = generate_tls(tmp_path / "tls")
+        return make_vault(tls=(str(cert), str(key))), ca
+
+    def test_ca_file_makes_a_private_ca_trusted(
+        self, tls_vault: tuple[VaultEmulator, Path], vault_clock: VaultClock
+    ) -> None:
+        """With the private CA in ca_file the HTTPS Vault is trusted."""
+        emulator, ca = tls_vault
+        session = VaultSession(
+            url=emulator.url,
+            namespace=None,
+            ca_file=ca,
+            timeout=5,
+            auth=TokenAuth(Secret(ROOT_TOKEN)),
+            clock=vault_clock,
+        )
+        target = VaultKvTarget(session, mount="secret", path=PATH, key=KEY, kv_version=2)
+        try:
+            target.write(NEW, meta(NEW))
+            assert target.read().value == NEW
+        finally:
+            session.close()
+
+    def test_unknown_ca_is_unavailable(
+        self, tls_vault: tuple[VaultEmulator, Path], make_session: Callable[..., VaultSession]
+    ) -> None:
+        """Without ca_file a certificate of an unknown CA fails the handshake."""
+        emulator, _ = tls_vault
+        session = make_session(emulator=emulator)
+        target = VaultKvTarget(session, mount="secret", path=PATH, key=KEY, kv_version=2)
+        with pytest.raises(TargetUnavailable, match="TLS"):
+            target.read()
+        assert emulator.log == []
+
+
+class TestMapError:
+    """map_error() leaves no hvac or requests failure unmapped."""
+
+    @pytest.mark.parametrize(
+        ("exc", "expected"),
+        [
+            (
+                hvac.exceptions.Forbidden(errors=["1 error occurred:\n\t* permission denied\n\n"]),
+                TargetForbidden,
+            ),
+            (hvac.exceptions.Unauthorized("no"), TargetForbidden),
+            (hvac.exceptions.InvalidRequest(errors=["no data provided"]), TargetInvalid),
+            (
+                hvac.exceptions.InvalidRequest(
+                    errors=["check-and-set parameter did not match the current version"]
+                ),
+                TargetConflict,
+            ),
+            (hvac.exceptions.InvalidPath(errors=["no handler for route"]), TargetInvalid),
+            (hvac.exceptions.RateLimitExceeded(), TargetUnavailable),
+            (hvac.exceptions.InternalServerError(), TargetUnavailable),
+            (hvac.exceptions.VaultNotInitialized(), TargetUnavailable),
+            (hvac.exceptions.BadGateway(), TargetUnavailable),
+            (hvac.exceptions.VaultDown(errors=["Vault is sealed"]), TargetUnavailable),
+            (hvac.exceptions.UnexpectedError(), TargetUnavailable),
+            (hvac.exceptions.ParamValidationError(), TargetUnavailable),
+            (requests.ConnectTimeout(), TargetUnavailable),
+            (requests.ReadTimeout(), TargetUnavailable),
+            (requests.exceptions.SSLError(), TargetUnavailable),
+            (requests.ConnectionError(), TargetUnavailable),
+            (requests.exceptions.InvalidJSONError(), TargetUnavailable),
+            (ValueError("boom"), TargetUnavailable),
+        ],
+    )
+    def test_every_failure_maps_to_a_target_error(
+        self, exc: BaseException, expected: type[TargetError]
+    ) -> None:
+        """Each hvac exception class and requests failure maps to the expected TargetError."""
+        mapped = map_error(exc, where="vault-kv:secret/p[k]", timeout=5)
+        assert type(mapped) is expected
+        assert str(mapped).startswith("vault-kv:secret/p[k]: ")
+
+    def test_every_hvac_exception_class_is_covered(self) -> None:
+        """No VaultError subclass falls through to a non-TargetError."""
+        classes = [
+            c
+            for c in vars(hvac.exceptions).values()
+            if isinstance(c, type) and issubclass(c, hvac.exceptions.VaultError)
+        ]
+        assert len(classes) > 10
+        for cls in classes:
+            assert isinstance(map_error(cls(), where="w", timeout=1), TargetError)
+
+    def test_login_refusals_need_a_human(self) -> None:
+        """A refused login (400 invalid role or secret ID) is TargetForbidden, not TargetInvalid."""
+        exc = hvac.exceptions.InvalidRequest(errors=["invalid role or secret ID"])
+        assert isinstance(map_error(exc, where="w", timeout=1, login=True), TargetForbidden)
+
+    def test_multierror_lists_are_quoted_flat(self) -> None:
+        """Vault's ``2 errors occurred`` formatting becomes one readable line."""
+        exc = hvac.exceptions.Forbidden(
+            errors=["2 errors occurred:\n\t* permission denied\n\t* invalid token\n\n"]
+        )
+        mapped = map_error(exc, where="w", timeout=1, auth="approle at auth/approle")
+        assert str(mapped) == (
+            "w: permission denied, vault auth (approle at auth/approle) token is invalid, "
+            "expired or revoked"
+        )
+
+
+class TestStaticToken:
+    """A configured token: looked up, renewed when it can be, never replaced."""
+
+    def test_lookup_self_learns_the_ttl_once(
+        self, vault: VaultEmulator, make_session: Callable[..., VaultSession]
+    ) -> None:
+        """The first call looks the token up; later calls do not."""
+        session = make_session(TokenAuth(Secret(vault.create_token(["root"]))))
+        target = VaultKvTarget(session, mount="secret", path=PATH, key=KEY, kv_version=2)
+        target.read()
+        target.read()
+        assert [r.path for r in vault.log].count("/v1/auth/token/lookup-self") == 1
+
+    def test_renewed_when_less_than_a_third_of_ttl_remains(
+        self,
+        vault: VaultEmulator,
+        vault_clock: VaultClock,
+        make_session: Callable[..., VaultSession],
+    ) -> None:
+        """With 15 of 60 minutes left the token is renewed before the call."""
+        token = vault.create_token(["root"], ttl=timedelta(hours=1))
+        session = make_session(TokenAuth(Secret(token)))
+        target = VaultKvTarget(session, mount="secret", path=PATH, key=KEY, kv_version=2)
+        target.read()
+        vault_clock.advance(timedelta(minutes=30))
+        target.read()
+        assert "/v1/auth/token/renew-self" not in [r.path for r in vault.log]
+        vault_clock.advance(timedelta(minutes=15))
+        target.read()
+        assert [r.path for r in vault.log].count("/v1/auth/token/renew-self") == 1
+        assert (vault.lookup_token(token) or {})["ttl"] == 3600
+
+    def test_revoked_token_is_forbidden_without_login(
+        self, vault: VaultEmulator, make_session: Callable[..., VaultSession]
+    ) -> None:
+        """A revoked static token raises TargetForbidden naming the vault auth; nothing retries."""
+        token = vault.create_token(["root"])
+        session = make_session(TokenAuth(Secret(token)))
+        target = VaultKvTarget(session, mount="secret", path=PATH, key=KEY, kv_version=2)
+        target.read()
+        vault.revoke_token(token)
+        vault.clear_log()
+        with pytest.raises(TargetForbidden, match=r"vault auth \(token\)") as caught:
+            target.read()
+        assert [r.path for r in vault.log] == [f"/v1/secret/data/{PATH}"]
+        assert_hygienic(caught.value, token)
+
+    def test_unknown_token_fails_at_lookup(
+        self, vault: VaultEmulator, make_session: Callable[..., VaultSession]
+    ) -> None:
+        """A token Vault does not know raises TargetForbidden at the first call."""
+        session = make_session(TokenAuth(Secret("hvs.not-a-real-token-123")))
+        target = VaultKvTarget(session, mount="secret", path=PATH, key=KEY, kv_version=2)
+        with pytest.raises(TargetForbidden, match="invalid, expired or revoked") as caught:
+            target.read()
+        assert_hygienic(caught.value, "hvs.not-a-real-token-123")
+
+    def test_expired_non_renewable_token_is_forbidden(
+        self,
+        vault: VaultEmulator,
+        vault_clock: VaultClock,
+        make_session: Callable[..., VaultSession],
+    ) -> None:
+        """A static token past its TTL raises TargetForbidden without asking Vault."""
+        token = vault.create_token(["root"], ttl=timedelta(hours=1), renewable=False)
+        session = make_session(TokenAuth(Secret(token)))
+        target = VaultKvTarget(session, mount="secret", path=PATH, key=KEY, kv_version=2)
+        target.read()
+        vault_clock.advance(timedelta(minutes=59))
+        target.read()  # low, not renewable: used as it is until it expires
+        vault_clock.advance(timedelta(minutes=2))
+        vault.clear_log()
+        with pytest.raises(TargetForbidden, match="expired"):
+            target.read()
+        assert vault.log == []
+
+    def test_root_token_is_never_renewed(
+        self,
+        vault: VaultEmulator,
+        vault_clock: VaultClock,
+        target: VaultKvTarget,
+    ) -> None:
+        """A token without a TTL is used forever without renewal."""
+        target.read()
+        vault_clock.advance(timedelta(days=400))
+        target.read()
+        assert "/v1/auth/token/renew-self" not in [r.path for r in vault.log]
+
+
+class TestLoginAuth:
+    """AppRole and Kubernetes logins, renewals and re-logins."""
+
+    @pytest.fixture
+    def approle(self, vault: VaultEmulator) -> AppRoleAuth:
+        """An AppRole the emulator accepts, with a policy covering the KV mounts."""
+        vault.set_policy("rotator", {"secret/*": ["create", "read", "update"], "sys/*": ["read"]})
+        vault.add_approle("role-1", "approle-secret-id-1", ["rotator"], ttl=timedelta(hours=1))
+        return AppRoleAuth(role_id="role-1", secret_id=Secret("approle-secret-id-1"))
+
+    @pytest.fixture
+    def jwt_file(self, tmp_path: Path, vault: VaultEmulator) -> Path:
+        """A projected service-account token file the emulator accepts for role ``rotator``."""
+        vault.set_policy("rotator", {"secret/*": ["create", "read", "update"]})
+        vault.add_kubernetes_role("rotator", "jwt-one", ["rotator"], ttl=timedelta(hours=1))
+        path = tmp_path / "token"
+        path.write_text("jwt-one\n")
+        return path
+
+    def logins(self, vault: VaultEmulator, mount: str) -> int:
+        """How many logins the emulator served at ``auth/<mount>/login``."""
+        return [r.path for r in vault.log].count(f"/v1/auth/{mount}/login")
+
+    def test_approle_logs_in_lazily_once(
+        self, vault: VaultEmulator, make_session: Callable[..., VaultSession], approle: AppRoleAuth
+    ) -> None:
+        """The first call logs in; later calls reuse the token."""
+        session = make_session(approle)
+        target = VaultKvTarget(session, mount="secret", path=PATH, key=KEY, kv_version=2)
+        assert vault.log == []
+        target.write(NEW, meta(NEW))
+        target.read()
+        assert self.logins(vault, "approle") == 1
+
+    def test_approle_token_renewed_when_ttl_low(
+        self,
+        vault: VaultEmulator,
+        vault_clock: VaultClock,
+        make_session: Callable[..., VaultSession],
+        approle: AppRoleAuth,
+    ) -> None:
+        """Below a third of the TTL the token is renewed, not replaced by a new login."""
+        session = make_session(approle)
+        target = VaultKvTarget(session, mount="secret", path=PATH, key=KEY, kv_version=2)
+        target.read()
+        token = session.client().token
+        vault_clock.advance(timedelta(minutes=45))
+        target.read()
+        assert session.client().token == token
+        assert self.logins(vault, "approle") == 1
+        assert [r.path for r in vault.log].count("/v1/auth/token/renew-self") == 1
+        vault_clock.advance(timedelta(minutes=45))  # past the original expiry
+        target.read()
+        assert self.logins(vault, "approle") == 1
+
+    def test_approle_relogin_after_revocation(
+        self, vault: VaultEmulator, make_session: Callable[..., VaultSession], approle: AppRoleAuth
+    ) -> None:
+        """A revoked token makes the session log in again and retry the call once."""
+        session = make_session(approle)
+        target = VaultKvTarget(session, mount="secret", path=PATH, key=KEY, kv_version=2)
+        target.write(OLD, meta(OLD))
+        vault.revoke_token(session.client().token)
+        target.write(NEW, meta(NEW))
+        assert self.logins(vault, "approle") == 2
+        assert target.read().managed_metadata == meta(NEW)
+
+    def test_relogin_when_renewal_hits_max_ttl(
+        self,
+        vault: VaultEmulator,
+        vault_clock: VaultClock,
+        make_session: Callable[..., VaultSession],
+    ) -> None:
+        """A token that renewal can no longer extend is replaced by a new login."""
+        vault.add_approle(
+            "role-2",
+            "approle-secret-id-2",
+            ["root"],
+            ttl=timedelta(hours=1),
+            max_ttl=timedelta(hours=1),
+        )
+        session = make_session(AppRoleAuth("role-2", Secret("approle-secret-id-2")))
+        target = VaultKvTarget(session, mount="secret", path=PATH, key=KEY, kv_version=2)
+        target.read()
+        vault_clock.advance(timedelta(minutes=50))
+        target.read()
+        assert self.logins(vault, "approle") == 2
+
+    def test_bad_secret_id_is_forbidden(
+        self, vault: VaultEmulator, make_session: Callable[..., VaultSession], approle: AppRoleAuth
+    ) -> None:
+        """A refused AppRole login raises TargetForbidden without the secret id in it."""
+        session = make_session(AppRoleAuth("role-1", Secret("wrong-secret-id-999")))
+        target = VaultKvTarget(session, mount="secret", path=PATH, key=KEY, kv_version=2)
+        with pytest.raises(TargetForbidden, match="login refused") as caught:
+            target.read()
+        assert_hygienic(caught.value, "wrong-secret-id-999", "approle-secret-id-1")
+
+    def test_kubernetes_relogin_rereads_the_jwt_file(
+        self,
+        vault: VaultEmulator,
+        make_session: Callable[..., VaultSession],
+        jwt_file: Path,
+    ) -> None:
+        """After a revocation the new login uses the JWT now in the file (kubelet rotated it)."""
+        session = make_session(KubernetesAuth(role="rotator", jwt_file=jwt_file))
+        target = VaultKvTarget(session, mount="secret", path=PATH, key=KEY, kv_version=2)
+        target.write(OLD, meta(OLD))
+        jwt_file.write_text("jwt-two\n")
+        vault.add_kubernetes_role("rotator", "jwt-two", ["rotator"], ttl=timedelta(hours=1))
+        vault.revoke_token(session.client().token)
+        target.write(NEW, meta(NEW))
+        assert self.logins(vault, "kubernetes") == 2
+        assert target.read().value == NEW
+
+    def test_missing_jwt_file_is_forbidden(
+        self, make_session: Callable[..., VaultSession], tmp_path: Path
+    ) -> None:
+        """An unreadable service-account token file raises TargetForbidden naming the file."""
+        missing = tmp_path / "absent"
+        session = make_session(KubernetesAuth(role="rotator", jwt_file=missing))
+        with pytest.raises(TargetForbidden, match="absent"):
+            session.ensure_fresh()
+
+    def test_failed_retry_after_relogin_is_translated(
+        self, vault: VaultEmulator, make_session: Callable[..., VaultSession], approle: AppRoleAuth
+    ) -> None:
+        """When the call fails again after the re-login, its error is translated, not raw."""
+        session = make_session(approle)
+        target = VaultKvTarget(session, mount="secret", path=PATH, key=KEY, kv_version=2)
+        target.read()
+        vault.revoke_token(session.client().token)
+        vault.fail_next("GET", rf"/v1/secret/data/{PATH}", 500, count=2)
+        with pytest.raises(TargetUnavailable):
+            target.read()
+        assert self.logins(vault, "approle") == 1  # the 500 was not an invalid token
+
+
+class TestNamespaces:
+    """A session with a namespace works inside it only."""
+
+    def test_namespaced_target_is_isolated(
+        self, vault: VaultEmulator, make_session: Callable[..., VaultSession]
+    ) -> None:
+        """A write through namespace team-a lands there and not in the root namespace."""
+        vault.add_namespace("team-a")
+        vault.write("secret", PATH, {KEY: OLD.reveal()})
+        session = make_session(namespace="team-a")
+        target = VaultKvTarget(session, mount="secret", path=PATH, key=KEY, kv_version=2)
+        assert target.read().value is None
+        target.write(NEW, meta(NEW))
+        assert vault.read("secret", PATH, namespace="team-a") == {KEY: NEW.reveal()}
+        assert vault.read("secret", PATH) == {KEY: OLD.reveal()}
+        assert {r.namespace for r in vault.seen} == {"team-a"}
+
+    def test_login_happens_in_the_namespace(
+        self, vault: VaultEmulator, make_session: Callable[..., VaultSession]
+    ) -> None:
+        """An AppRole defined in the namespace logs in there and can write there."""
+        vault.add_namespace("team-b")
+        vault.set_policy("rotator", {"secret/*": ["create", "read", "update"]})
+        vault.add_approle("role-b", "secret-b-123456", ["rotator"], namespace="team-b")
+        session = make_session(AppRoleAuth("role-b", Secret("secret-b-123456")), namespace="team-b")
+        target = VaultKvTarget(session, mount="secret", path=PATH, key=KEY, kv_version=2)
+        target.write(NEW, meta(NEW))
+        assert vault.read("secret", PATH, namespace="team-b") == {KEY: NEW.reveal()}
+
+
+class TestSecretHygiene:
+    """No value, secret id or token appears in any error the target raises."""
+
+    def test_no_value_or_token_in_any_error(
+        self,
+        vault: VaultEmulator,
+        vault_clock: VaultClock,
+        make_session: Callable[..., VaultSession],
+    ) -> None:
+        """Errors from many failure paths never contain a value or an emulator-issued token."""
+        vault.set_policy("rotator", {"secret/*": ["create", "read", "update"]})
+        vault.add_approle("role-h", "hygiene-secret-id", ["rotator"], ttl=timedelta(hours=1))
+        session = make_session(AppRoleAuth("role-h", Secret("hygiene-secret-id")))
+        target = VaultKvTarget(session, mount="secret", path=PATH, key=KEY, kv_version=2)
+        target.write(OLD, meta(OLD))
+        issued = [session.client().token]
+        limited = vault.create_token(["nothing"])
+        issued.append(limited)
+        no_policy = VaultKvTarget(
+            make_session(TokenAuth(Secret(limited))),
+            mount="secret",
+            path=PATH,
+            key=KEY,
+            kv_version=2,
+        )
+        errors: list[RotatorError] = []
+
+        def attempt(action: Callable[[], object]) -> None:
+            try:
+                action()
+            except RotatorError as exc:
+                errors.append(exc)
+
+        vault.seal()
+        attempt(lambda: target.write(NEW, meta(NEW)))
+        vault.unseal()
+        attempt(lambda: no_policy.write(NEW, meta(NEW)))
+        for status in (400, 403, 404, 500, 502, 503):
+            vault.fail_next("POST", rf"/v1/secret/data/{PATH}", status)
+            attempt(lambda: target.write(NEW, meta(NEW)))
+        vault.fail_next("POST", r"/v1/auth/approle/login", 400)
+        vault.revoke_token(session.client().token)
+        attempt(target.read)
+        vault.write("secret", PATH, {KEY: 12345})
+        attempt(target.read)
+        assert len(errors) >= 9
+        for exc in errors:
+            assert_hygienic(exc, OLD.reveal(), NEW.reveal(), "hygiene-secret-id", *issued)
