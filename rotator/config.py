@@ -1463,23 +1463,30 @@ def _target_collisions(keys: list[ManagedKey], default_context: str) -> list[tup
     """Two targets (of any keys) writing the same data key of one Secret, Vault path or file."""
     problems = []
     written: dict[tuple[str, ...], list[tuple[str, str, str | None, str]]] = {}
+    # Presets expand into targets too; a preset's Secret may collide with a target's.
+    from rotator.presets import expand_preset  # noqa: PLC0415 - presets imports this module
+
     for index, key in enumerate(keys):
-        for t_index, target in enumerate(key.targets):
+        located: list[tuple[str, Target]] = []
+        if key.preset is not None:
+            located += [(f"[{index}].preset", t) for t in expand_preset(key.preset)[0]]
+        located += [(f"[{index}].targets[{n}]", t) for n, t in enumerate(key.targets)]
+        for path, target in located:
             where, data_key, what = _target_location(target, default_context)
             fmt = target.format if isinstance(target, FileTarget) else None
-            here = f"keys[{index}].targets[{t_index}]"
+            here = f"keys{path}"
             for other_key, other_here, other_fmt, other_what in written.get(where, []):
                 if fmt != other_fmt:
                     problems.append(
                         (
-                            f"[{index}].targets[{t_index}]",
+                            path,
                             f"{what} is also written as format {other_fmt} by {other_here}",
                         )
                     )
                 elif _overlaps(data_key, other_key):
                     problems.append(
                         (
-                            f"[{index}].targets[{t_index}]",
+                            path,
                             f"{what} is also written by {other_here}"
                             + ("" if other_what == what else f" ({other_what})")
                             + "; two targets must not write the same data key",

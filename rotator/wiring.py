@@ -14,11 +14,15 @@ from types import TracebackType
 from typing import Self
 
 from rotator import config as cfg
+from rotator.consumers.base import Consumer
+from rotator.consumers.command import CommandConsumer
+from rotator.consumers.kubernetes_workload import KubernetesWorkloadConsumer
+from rotator.consumers.synced_secret import SyncedSecretConsumer
 from rotator.engine.model import KeySpec
 from rotator.engine.policy import Windows
 from rotator.errors import ConfigError
 from rotator.kube import KubeClients
-from rotator.presets import effective_targets
+from rotator.presets import effective_consumers, effective_targets
 from rotator.secrets import Secret
 from rotator.stackstate import StackStateClient
 from rotator.targets.base import Target
@@ -122,7 +126,30 @@ def build_target(spec: cfg.Target, kube: KubeClients, vault: VaultSession | None
     return FileTarget(spec.path, file_format=spec.format, field=spec.field, mode=spec.mode)
 
 
-def key_spec(key: cfg.ManagedKey, targets: Sequence[Target]) -> KeySpec:
+def build_consumer(spec: cfg.Consumer, kube: KubeClients) -> Consumer:
+    """The adapter for one configured consumer."""
+    if isinstance(spec, cfg.KubernetesWorkloadConsumer):
+        return KubernetesWorkloadConsumer(
+            kube,
+            namespace=spec.namespace,
+            kind=spec.kind,
+            name=spec.name,
+            selector=spec.selector,
+            action=spec.action,
+            context=spec.context,
+        )
+    if isinstance(spec, cfg.SyncedSecretConsumer):
+        return SyncedSecretConsumer(
+            kube, namespace=spec.namespace, name=spec.name, key=spec.key, context=spec.context
+        )
+    return CommandConsumer(
+        command=spec.command, timeout=spec.timeout.total_seconds(), pass_key=spec.pass_key
+    )
+
+
+def key_spec(
+    key: cfg.ManagedKey, targets: Sequence[Target], consumers: Sequence[Consumer] = ()
+) -> KeySpec:
     """The engine's view of one managed key (policy resolved, adapters attached)."""
     policy = key.policy
     rotate_before = policy.rotate_before
@@ -140,6 +167,7 @@ def key_spec(key: cfg.ManagedKey, targets: Sequence[Target]) -> KeySpec:
         windows=Windows(policy.windows),
         targets=tuple(targets),
         adopt_key_id=key.adopt_key_id,
+        consumers=tuple(consumers),
     )
 
 
@@ -149,7 +177,11 @@ def build_runtime(config: cfg.RotatorConfig) -> Runtime:
     kube = KubeClients(config.kubernetes.kubeconfig, config.kubernetes.context)
     vault = vault_session(config.vault) if config.vault is not None else None
     specs = [
-        key_spec(key, [build_target(t, kube, vault) for t in effective_targets(key)])
+        key_spec(
+            key,
+            [build_target(t, kube, vault) for t in effective_targets(key)],
+            [build_consumer(c, kube) for c in effective_consumers(key)],
+        )
         for key in config.keys
     ]
     return Runtime(config=config, stackstate=stackstate, specs=specs, kube=kube, vault=vault)

@@ -1,25 +1,34 @@
-"""Applying a plan: create, verify, push — stopping a key at its first failure.
+"""Applying plans: create, verify, push; switch consumers over; revoke; sweep.
 
 Each managed key runs inside its own ``try``: one key's failure becomes a frozen
 :class:`KeyResult` and never stops the others (kopf's executor, certbot's renewal loop).
+Consumer triggers are collected from every key first and fired afterwards, grouped by workload,
+so a workload consuming several keys rotated in one run is restarted once.
 
 Invariants this module keeps:
 
 - I1: a new key is verified before any target receives it; a failed verify deletes it.
+- I2: the previous key is deleted only by a ``revoke`` plan, which the planner makes only when
+  every consumer switched and the grace period passed.
 - I3: a key the rotator abandons (failed verify; a push that left it in no target) is deleted at
   once; a key that may have reached a target is left for the next run to repair or sweep.
-- I4: values move from StackState to targets in memory only; errors carry no value.
+- I4: values move from StackState to targets (and to a ``pass_key: stdin`` command) in memory
+  only; errors carry no value.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 import structlog
 
+from rotator.consumers.base import Consumer, SwitchRequest, SwitchState, consumer_token
 from rotator.engine.model import Action, KeyPlan, KeyResult, ObservedKey
 from rotator.engine.naming import managed_description
+from rotator.engine.observe import observe_consumers
 from rotator.errors import RotatorError
 from rotator.secrets import Secret
 from rotator.stackstate import ApiKey, CreatedKey, StackStateClient
@@ -36,31 +45,88 @@ class StepFailed(Exception):
         self.message = message
 
 
+@dataclass(frozen=True)
+class Trigger:
+    """A consumer action one key needs: fired after every key was applied, coalesced."""
+
+    consumer: Consumer
+    state: SwitchState
+    request: SwitchRequest
+
+    @property
+    def group(self) -> str:
+        """Triggers of one group are fired once together (one restart per workload)."""
+        return self.state.workload or f"{self.request.managed_key}/{self.state.id}"
+
+
+@dataclass
+class _Applied:
+    result: KeyResult
+    triggers: list[Trigger]
+    #: The value and metadata the targets hold after this key's actions (for recording).
+    value: Secret | None = None
+    metadata: KeyMetadata | None = None
+
+
 class Applier:
-    """Executes the actions of key plans against StackState and the targets."""
+    """Executes the actions of key plans against StackState, the targets and the consumers."""
 
     def __init__(self, client: StackStateClient, clock: Callable[[], datetime]) -> None:
         self._client = client
         self._clock = clock
 
-    def apply(self, observed: ObservedKey, plan: KeyPlan) -> KeyResult:
-        """Run a plan's actions in order; return the key's outcome."""
+    # -- per key -------------------------------------------------------------------------------
+
+    def apply_all(
+        self,
+        planned: Sequence[tuple[ObservedKey, KeyPlan]],
+        progress: Callable[[int, int, KeyResult], None] | None = None,
+    ) -> list[KeyResult]:
+        """Apply every plan, then fire the consumer triggers they collected, coalesced."""
+        applied = []
+        for index, (observed, plan) in enumerate(planned, start=1):
+            applied.append(self._apply(observed, plan))
+            if progress is not None:
+                progress(index, len(planned), applied[-1].result)
+        self._fire(applied, [observed for observed, _ in planned])
+        return [a.result for a in applied]
+
+    def _apply(self, observed: ObservedKey, plan: KeyPlan) -> _Applied:
         if plan.failed:
-            return KeyResult(plan, "failed", plan.reason)
+            return _Applied(KeyResult(plan, "failed", plan.reason), [])
         if not plan.actions:
-            return KeyResult(plan, "unchanged")
+            return _Applied(KeyResult(plan, "unchanged"), [])
         bound = log.bind(key=plan.key, decision=plan.decision)
         try:
-            if plan.decision == "repair":
-                self._repair(observed, plan)
-                bound.info("key.repaired")
-                return KeyResult(plan, "rotated")
-            created = self._rotate(observed, plan)
+            applied = self._main(observed, plan)
+            swept = self._sweep(plan)
         except StepFailed as failure:
             bound.error("key.failed", error=failure.message)
-            return KeyResult(plan, "failed", failure.message)
-        bound.info("key.rotated", new_key_id=created.key.id, new_key_name=created.key.name)
-        return KeyResult(plan, "rotated", new_key=created.key)
+            return _Applied(KeyResult(plan, "failed", failure.message), [])
+        if swept and applied.result.outcome == "unchanged":
+            applied.result = dataclasses.replace(applied.result, outcome="revoked")
+        bound.info("key.applied", outcome=applied.result.outcome, swept=swept)
+        return applied
+
+    def _main(self, observed: ObservedKey, plan: KeyPlan) -> _Applied:
+        if plan.decision in ("bootstrap", "rotate"):
+            created, metadata = self._rotate(observed, plan)
+            return _Applied(
+                KeyResult(plan, "rotated", new_key=created.key),
+                self._consumer_triggers(observed, created.value, metadata),
+                created.value,
+                metadata,
+            )
+        if plan.decision == "repair":
+            self._repair(observed, plan)
+            return _Applied(KeyResult(plan, "rotated"), [])
+        if plan.decision == "switch":
+            return self._switch(observed, plan)
+        if plan.decision == "revoke":
+            self._revoke(observed, plan)
+            return _Applied(KeyResult(plan, "revoked"), [])
+        # ok / blocked plans may still carry sweep actions.
+        return _Applied(KeyResult(plan, "unchanged"), [])
 
     # -- repair ----------------------------------------------------------------------------------
 
@@ -83,7 +149,7 @@ class Applier:
 
     # -- rotate ----------------------------------------------------------------------------------
 
-    def _rotate(self, observed: ObservedKey, plan: KeyPlan) -> CreatedKey:
+    def _rotate(self, observed: ObservedKey, plan: KeyPlan) -> tuple[CreatedKey, KeyMetadata]:
         spec = observed.spec
         now = self._clock()
         assert plan.new_key_name is not None, "a rotation plan names its new key"
@@ -111,6 +177,13 @@ class Applier:
             self._abandon(created.key, f"verify: new key {name} {verdict.reason}")
 
         current = plan.current
+        previous_id = current.id if current is not None else None
+        previous_name = current.name if current is not None else None
+        if current is not None and current.adopted and previous_name is None:
+            # StackState cannot tell which key an adopted value belongs to: remember the value's
+            # fingerprint so status can remind people that its key is still live.
+            held = next((t.fingerprint for t in observed.targets if t.fingerprint), None)
+            previous_name = f"adopted value {held}" if held else None
         metadata = KeyMetadata(
             key_id=created.key.id,
             key_name=created.key.name,
@@ -118,8 +191,8 @@ class Applier:
             fingerprint=created.value.fingerprint,
             expires_at=created.key.expiration,
             rotated_at=now,
-            previous_key_id=current.id if current is not None else None,
-            previous_key_name=current.name if current is not None else None,
+            previous_key_id=previous_id,
+            previous_key_name=previous_name,
         )
         written = 0
         by_id = {t.id: t for t in spec.targets}
@@ -137,7 +210,8 @@ class Applier:
                     )
                 raise
             written += 1
-        return created
+        log.info("key.rotated", key=spec.name, new_key_id=created.key.id, previous=previous_id)
+        return created, metadata
 
     def _push(self, target: Target, value: Secret, metadata: KeyMetadata, action: Action) -> None:
         try:
@@ -152,7 +226,7 @@ class Applier:
         )
 
     def _holds(self, target: Target, value: Secret) -> bool:
-        """Whether a target holds ``value`` after a failed write (None answer: assume it may)."""
+        """Whether a target holds ``value`` after a failed write (unknown: assume it may)."""
         try:
             return target.read().fingerprint == value.fingerprint
         except RotatorError:
@@ -170,3 +244,145 @@ class Applier:
             ) from exc
         log.warning("key.abandoned", id=key.id, name=key.name, reason=message)
         raise StepFailed(f"{message}; new key {key.name} deleted")
+
+    # -- switch over -----------------------------------------------------------------------------
+
+    def _consumer_triggers(
+        self, observed: ObservedKey, value: Secret, metadata: KeyMetadata
+    ) -> list[Trigger]:
+        """Right after a push: which consumers must act for the new value."""
+        request = SwitchRequest(
+            observed.spec.name, metadata.fingerprint, metadata.rotated_at, value
+        )
+        seen = observe_consumers(observed.spec, request, frozenset())
+        triggers = []
+        for obs in seen:
+            if obs.error is not None:
+                # Not fatal here: the push succeeded; the next run observes again and the
+                # switch_timeout bounds how long this may go on.
+                log.warning("consumer.unobservable", consumer=obs.consumer.id, error=obs.error)
+                continue
+            triggers += [
+                Trigger(obs.consumer, state, request)
+                for state in obs.states
+                if state.phase == "needs-trigger"
+            ]
+        return triggers
+
+    def _switch(self, observed: ObservedKey, plan: KeyPlan) -> _Applied:
+        held = observed.held_metadata()
+        value = _held_value(observed)
+        assert held is not None and value is not None
+        request = SwitchRequest(plan.key, held.fingerprint, held.rotated_at, value)
+        states = [s for c in observed.consumers for s in c.states]
+        if all(s.switched for s in states):
+            if held.switched_at is None:
+                # Every consumer switched: the grace period starts now; remember when.
+                self._record(observed, dataclasses.replace(held, switched_at=self._clock()))
+            return _Applied(KeyResult(plan, "waiting"), [], value, held)
+        triggers = [
+            Trigger(c.consumer, s, request)
+            for c in observed.consumers
+            for s in c.states
+            if s.phase == "needs-trigger"
+        ]
+        return _Applied(KeyResult(plan, "waiting"), triggers, value, held)
+
+    def _fire(self, applied: list[_Applied], observed: list[ObservedKey]) -> None:
+        """Fire the collected triggers, one call per group, and fold results into the keys."""
+        groups: dict[str, list[tuple[int, Trigger]]] = {}
+        for index, item in enumerate(applied):
+            for trigger in item.triggers:
+                groups.setdefault(trigger.group, []).append((index, trigger))
+        for members in groups.values():
+            first = members[0][1]
+            requests = [t.request for _, t in members]
+            try:
+                state = first.consumer.trigger(first.state, requests)
+            except RotatorError as exc:
+                state = dataclasses.replace(first.state, phase="failed", reason=exc.message)
+            log.info(
+                "consumer.triggered",
+                consumer=state.id,
+                phase=state.phase,
+                keys=[r.managed_key for r in requests],
+            )
+            for index, trigger in members:
+                item = applied[index]
+                if state.failed:
+                    item.result = dataclasses.replace(
+                        item.result,
+                        outcome="failed",
+                        error=f"consumer {state.id}: {state.reason}; previous key kept",
+                    )
+                elif state.switched and item.metadata is not None:
+                    self._record_done(observed[index], item, trigger)
+
+    def _record_done(self, observed: ObservedKey, item: _Applied, trigger: Trigger) -> None:
+        """A consumer whose effect cannot be observed later (a command) succeeded: record it."""
+        assert item.metadata is not None
+        token = consumer_token(trigger.consumer.id)
+        if token in item.metadata.done:
+            return
+        item.metadata = dataclasses.replace(
+            item.metadata, done=tuple(sorted({*item.metadata.done, token}))
+        )
+        try:
+            self._record(observed, item.metadata)
+        except StepFailed as failure:
+            item.result = dataclasses.replace(item.result, outcome="failed", error=failure.message)
+
+    def _record(self, observed: ObservedKey, metadata: KeyMetadata) -> None:
+        """Write ``metadata`` (for the value all targets hold) to every target."""
+        for target in observed.spec.targets:
+            try:
+                target.write_metadata(metadata)
+            except RotatorError as exc:
+                raise StepFailed(f"recording progress in {target.id}: {exc.message}") from exc
+
+    # -- revoke and sweep ------------------------------------------------------------------------
+
+    def _revoke(self, observed: ObservedKey, plan: KeyPlan) -> None:
+        held = observed.held_metadata()
+        assert held is not None
+        revoked = held.previous_revoked
+        for action in plan.actions:
+            if action.action != "revoke":
+                continue
+            if action.target is not None:
+                self._delete(plan, action)
+                revoked = True
+        self._record(
+            observed,
+            dataclasses.replace(
+                held,
+                switched=True,
+                switched_at=held.switched_at or self._clock(),
+                previous_revoked=revoked,
+            ),
+        )
+        log.info("key.revoked", key=plan.key, previous=held.previous_key_id, deleted=revoked)
+
+    def _sweep(self, plan: KeyPlan) -> int:
+        swept = 0
+        for action in plan.actions:
+            if action.action == "sweep" and action.target is not None:
+                self._delete(plan, action)
+                swept += 1
+        return swept
+
+    def _delete(self, plan: KeyPlan, action: Action) -> None:
+        assert action.target is not None
+        key_id = int(action.target.rpartition(":")[2])
+        try:
+            self._client.delete_key(plan.kind, key_id, missing_ok=True)
+        except RotatorError as exc:
+            raise StepFailed(f"{action.action} {key_id}: {exc.message}") from exc
+        log.info(f"key.{action.action}", key=plan.key, id=key_id, detail=action.detail)
+
+
+def _held_value(observed: ObservedKey) -> Secret | None:
+    for obs in observed.targets:
+        if obs.state is not None and obs.state.value is not None:
+            return obs.state.value
+    return None

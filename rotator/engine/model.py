@@ -7,13 +7,14 @@ plan can be printed (dry-run), serialised (``--output json``) and compared in te
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Literal
 
+from rotator.consumers.base import Consumer, SwitchState
 from rotator.engine.policy import Windows
 from rotator.stackstate import ApiKey, KeyKind, VerifyResult
-from rotator.targets.base import Target, TargetState
+from rotator.targets.base import KeyMetadata, Target, TargetState
 
 Decision = Literal["ok", "bootstrap", "rotate", "repair", "switch", "revoke", "blocked"]
 ActionType = Literal["create", "verify", "push", "restart", "await", "revoke", "sweep"]
@@ -37,6 +38,7 @@ class KeySpec:
     windows: Windows
     targets: tuple[Target, ...]
     adopt_key_id: int | None = None
+    consumers: tuple[Consumer, ...] = ()
 
     @property
     def window_margin(self) -> timedelta:
@@ -59,6 +61,15 @@ class TargetObservation:
 
 
 @dataclass(frozen=True)
+class ConsumerObservation:
+    """One consumer as observed for the value the targets hold: its states, or a read error."""
+
+    consumer: Consumer
+    states: tuple[SwitchState, ...] = ()
+    error: str | None = None
+
+
+@dataclass(frozen=True)
 class ObservedKey:
     """Everything the planner needs to decide about one managed key."""
 
@@ -69,6 +80,29 @@ class ObservedKey:
     #: Verification of held values the listing could not vouch for, by fingerprint.
     verdicts: Mapping[str, VerifyResult] = field(default_factory=dict)
     list_error: str | None = None
+    #: Consumers observed for the held value while its switch-over is unfinished (else empty).
+    consumers: tuple[ConsumerObservation, ...] = ()
+
+    def held_metadata(self) -> KeyMetadata | None:
+        """Our metadata for the value every target holds, when they agree on one; else None."""
+        states = [t.state for t in self.targets]
+        if not states or any(s is None or s.value is None for s in states):
+            return None
+        fingerprints = {s.fingerprint for s in states if s is not None}
+        if len(fingerprints) != 1:
+            return None
+        found = [s.managed_metadata for s in states if s is not None and s.managed_metadata]
+        if not found:
+            return None
+        # A metadata update that stopped half-way leaves targets disagreeing on progress: the
+        # switch counts as finished only where every target says so; a command that ran (done)
+        # or a revocation recorded anywhere did happen.
+        return replace(
+            found[0],
+            switched=all(m.switched for m in found) and len(found) == len(states),
+            previous_revoked=any(m.previous_revoked for m in found),
+            done=tuple(sorted({token for m in found for token in m.done})),
+        )
 
 
 @dataclass(frozen=True)

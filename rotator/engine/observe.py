@@ -13,7 +13,8 @@ from datetime import datetime
 
 import structlog
 
-from rotator.engine.model import KeySpec, ObservedKey, TargetObservation
+from rotator.consumers.base import SwitchRequest
+from rotator.engine.model import ConsumerObservation, KeySpec, ObservedKey, TargetObservation
 from rotator.errors import RotatorError
 from rotator.stackstate import ApiKey, KeyKind, StackStateClient, VerifyResult
 
@@ -87,4 +88,27 @@ def observe_key(
                 "observe.verify_failed", key=spec.name, target=obs.target.id, error=str(exc)
             )
             return ObservedKey(spec, targets, None, list_error=f"verifying a held value: {exc}")
-    return ObservedKey(spec, targets, listed, verdicts)
+    observed = ObservedKey(spec, targets, listed, verdicts)
+    held = observed.held_metadata()
+    if held is None or held.key_id is None or held.switched:
+        return observed
+    value = next(t.state.value for t in targets if t.state is not None and t.state.value)
+    request = SwitchRequest(spec.name, held.fingerprint, held.rotated_at, value)
+    consumers = observe_consumers(spec, request, frozenset(held.done))
+    return ObservedKey(spec, targets, listed, verdicts, consumers=consumers)
+
+
+def observe_consumers(
+    spec: KeySpec, request: SwitchRequest, done: frozenset[str]
+) -> tuple[ConsumerObservation, ...]:
+    """Each consumer's switch state for ``request`` (read-only); failures are recorded."""
+    found = []
+    for consumer in spec.consumers:
+        try:
+            found.append(ConsumerObservation(consumer, tuple(consumer.observe(request, done))))
+        except RotatorError as exc:
+            log.warning(
+                "observe.consumer_failed", key=spec.name, consumer=consumer.id, error=str(exc)
+            )
+            found.append(ConsumerObservation(consumer, error=exc.message))
+    return tuple(found)

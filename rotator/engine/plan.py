@@ -19,7 +19,7 @@ Decision procedure for one managed key:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -132,11 +132,23 @@ def _rotation_actions(observed: ObservedKey, now: datetime) -> tuple[Action, ...
     actions += [
         Action("push", t.target.id, f"write {name} and its metadata") for t in observed.targets
     ]
+    # The switch-over that follows the push (revocation comes in a later run, once proven).
+    actions += [Action(c.plan_action, c.id, f"then: {c.describe()}") for c in spec.consumers]
     return tuple(actions)
 
 
 def plan_key(observed: ObservedKey, now: datetime, *, force: bool = False) -> KeyPlan:
-    """Decide what to do about one managed key (see the module docstring)."""
+    """Decide what to do about one managed key (see the module docstring), sweep included."""
+    decided = _decide(observed, now, force=force)
+    if decided.failed:
+        return decided
+    sweeps = sweep_actions(observed, now)
+    if not sweeps:
+        return decided
+    return replace(decided, actions=decided.actions + sweeps)
+
+
+def _decide(observed: ObservedKey, now: datetime, *, force: bool) -> KeyPlan:
     spec = observed.spec
 
     def plan(decision: str, reason: str, **kwargs: Any) -> KeyPlan:
@@ -214,6 +226,18 @@ def plan_key(observed: ObservedKey, now: datetime, *, force: bool = False) -> Ke
             current=current,
             actions=_rotation_actions(observed, now),
         )
+    held = observed.held_metadata()
+    if not only.adopted and held is not None and held.key_id is not None and not held.switched:
+        # The switch-over to the held value is unfinished: finish it before anything else, or
+        # a new rotation would orphan the key some consumers may still be using (I2).
+        switch = _switch_plan(observed, held, now)
+        return plan(
+            switch.decision,
+            switch.reason,
+            current=current,
+            actions=switch.actions,
+            failed=switch.failed,
+        )
     if force:
         due = Due(True, False, "forced")
     elif only.adopted:
@@ -229,7 +253,7 @@ def plan_key(observed: ObservedKey, now: datetime, *, force: bool = False) -> Ke
             now=now,
         )
     if not due.due:
-        return plan("ok", due.reason, current=current)
+        return plan("ok", due.reason + _still_live(held), current=current)
     if force:
         # A person asked for this rotation now: maintenance windows gate automatic work only.
         return plan("rotate", due.reason, current=current, actions=_rotation_actions(observed, now))
@@ -244,3 +268,159 @@ def plan_key(observed: ObservedKey, now: datetime, *, force: bool = False) -> Ke
         return plan("blocked", f"{due.reason}; {gate.reason}", current=current)
     reason = f"{due.reason}; {gate.reason}" if gate.reason else due.reason
     return plan("rotate", reason, current=current, actions=_rotation_actions(observed, now))
+
+
+def _still_live(held: KeyMetadata | None) -> str:
+    """A reminder when the key the held value replaced was not ours to delete."""
+    if held is None or held.previous_revoked or not held.switched:
+        return ""
+    if held.previous_key_id is None and held.previous_key_name is None:
+        return ""
+    what = held.previous_key_name or f"key {held.previous_key_id}"
+    return (
+        f"; the previous {what} was not created by the rotator and may still be live in "
+        "StackState: delete it by hand (or name it in adopt_key_id)"
+    )
+
+
+@dataclass(frozen=True)
+class _Switch:
+    decision: str
+    reason: str
+    actions: tuple[Action, ...] = ()
+    failed: bool = False
+
+
+def previous_is_ours(observed: ObservedKey, held: KeyMetadata) -> bool:
+    """Whether the key the held value replaced may be deleted: the rotator created it (its
+    name is ``<managed>-<timestamp>``) or the configuration names it as ``adopt_key_id``."""
+    if held.previous_key_id is None:
+        return False
+    if held.previous_key_id == observed.spec.adopt_key_id:
+        return True
+    parsed = parse_key_name(held.previous_key_name or "")
+    return parsed is not None and parsed.managed == observed.spec.name
+
+
+def _switch_plan(observed: ObservedKey, held: KeyMetadata, now: datetime) -> _Switch:
+    """Switch-over of the held value: trigger and await consumers, then grace, then revoke."""
+    spec = observed.spec
+    previous = (
+        f"previous key {held.previous_key_name or held.previous_key_id} kept"
+        if held.previous_key_id is not None and not held.previous_revoked
+        else "nothing revoked"
+    )
+    broken = [c for c in observed.consumers if c.error is not None]
+    if broken:
+        return _Switch(
+            "blocked",
+            f"cannot observe {broken[0].consumer.id}: {broken[0].error}; {previous}",
+            failed=True,
+        )
+    states = [state for c in observed.consumers for state in c.states]
+    failed = [s for s in states if s.failed]
+    if failed:
+        return _Switch(
+            "blocked",
+            f"consumer {failed[0].id} failed: {failed[0].reason}; {previous}",
+            failed=True,
+        )
+    waiting = [s for s in states if not s.switched]
+    elapsed = now - held.rotated_at
+    if waiting:
+        first = waiting[0]
+        if elapsed > spec.switch_timeout:
+            return _Switch(
+                "blocked",
+                f"switch_timeout: {len(waiting)} consumer(s) not switched "
+                f"{human_delta(elapsed)} after the push (limit {human_delta(spec.switch_timeout)})"
+                f": {first.id}: {first.reason}; {previous}",
+                failed=True,
+            )
+        actions = tuple(
+            Action("restart" if s.phase == "needs-trigger" else "await", s.id, s.reason)
+            for s in waiting
+        )
+        return _Switch(
+            "switch",
+            f"waiting for {len(waiting)} of {len(states)} consumer(s): {first.id}: {first.reason}"
+            f"; {previous}",
+            actions,
+        )
+    switched_at = held.switched_at or now
+    grace_end = switched_at + spec.grace_period
+    if now < grace_end:
+        detail = f"grace period until {grace_end:%Y-%m-%d %H:%M:%S}Z"
+        return _Switch(
+            "switch",
+            f"all {len(states)} consumer(s) switched; {detail}; {previous}",
+            (Action("await", None, detail),),
+        )
+    listed = observed.keys_by_id or {}
+    if held.previous_key_id is not None and not held.previous_revoked:
+        if previous_is_ours(observed, held):
+            name = held.previous_key_name or str(held.previous_key_id)
+            if held.previous_key_id in listed:
+                detail = f"delete previous key {name} (id {held.previous_key_id})"
+            else:
+                detail = f"previous key {name} is already gone; record the revocation"
+            return _Switch(
+                "revoke",
+                f"all {len(states)} consumer(s) switched and the grace period passed",
+                (Action("revoke", f"{spec.kind}:{held.previous_key_id}", detail),),
+            )
+        return _Switch(
+            "revoke",
+            f"all consumers switched; previous key {held.previous_key_id} was not created by the "
+            "rotator and stays live (delete it by hand, or name it in adopt_key_id)",
+            (Action("revoke", None, "record that the switch-over is complete"),),
+        )
+    return _Switch(
+        "revoke",
+        f"all {len(states)} consumer(s) switched; nothing to revoke",
+        (Action("revoke", None, "record that the switch-over is complete"),),
+    )
+
+
+def sweep_actions(observed: ObservedKey, now: datetime) -> tuple[Action, ...]:
+    """Orphans to delete: keys named like this managed key that no target references.
+
+    Only when every target was read and every held value is identified by our metadata — an
+    unidentified value might be one of these keys, and deleting it would cut ingestion (I1).
+    Keys younger than ``orphan_min_age`` are left alone: a concurrent run may have created one
+    and not pushed it yet.
+    """
+    spec = observed.spec
+    listed = observed.keys_by_id
+    if listed is None:
+        return ()
+    referenced: set[int] = set()
+    for obs in observed.targets:
+        if obs.state is None:
+            return ()
+        if obs.state.value is None:
+            continue
+        meta = obs.state.managed_metadata
+        if meta is None or meta.key_id is None:
+            return ()
+        referenced.add(meta.key_id)
+        if meta.previous_key_id is not None and not meta.previous_revoked:
+            referenced.add(meta.previous_key_id)
+    if spec.adopt_key_id is not None:
+        referenced.add(spec.adopt_key_id)
+    actions = []
+    for key in sorted(listed.values(), key=lambda k: k.name):
+        parsed = parse_key_name(key.name)
+        if parsed is None or parsed.managed != spec.name or key.id in referenced:
+            continue
+        age = now - parsed.created_at
+        if age < spec.orphan_min_age:
+            continue
+        actions.append(
+            Action(
+                "sweep",
+                f"{spec.kind}:{key.id}",
+                f"delete orphan {key.name} ({human_delta(age)} old, referenced by no target)",
+            )
+        )
+    return tuple(actions)

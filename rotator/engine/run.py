@@ -57,19 +57,18 @@ def run_once(
     started = clock()
     log.info("run.started", keys=len(specs), dry_run=dry_run, force=force)
     planned = observe_and_plan(specs, client, now=started, force=force)
-    applier = Applier(client, clock)
-    results: list[KeyResult] = []
-    for index, (observed, plan) in enumerate(planned, start=1):
-        if dry_run:
-            if plan.failed:
-                result = KeyResult(plan, "failed", plan.reason)
-            else:
-                result = KeyResult(plan, "planned" if plan.actions else "unchanged")
-        else:
-            result = applier.apply(observed, plan)
-        results.append(result)
+    if dry_run:
+        results = [
+            KeyResult(plan, "failed", plan.reason)
+            if plan.failed
+            else KeyResult(plan, "planned" if plan.actions else "unchanged")
+            for _, plan in planned
+        ]
         if progress is not None:
-            progress(index, len(planned), result)
+            for index, result in enumerate(results, start=1):
+                progress(index, len(results), result)
+    else:
+        results = Applier(client, clock).apply_all(planned, progress)
     report = RunReport(dry_run=dry_run, started_at=started, results=tuple(results))
     log.info(
         "run.finished",

@@ -29,7 +29,7 @@ from types import TracebackType
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
-FaultKind = Literal["fail", "latency", "drop"]
+FaultKind = Literal["fail", "latency", "drop", "hold"]
 
 #: How often the serve loop checks for stop(); stdlib's 0.5 s default would add that to every test.
 SERVE_POLL_SECONDS = 0.02
@@ -38,7 +38,7 @@ SERVE_POLL_SECONDS = 0.02
 MAX_BODY_BYTES = 4 * 1024 * 1024
 
 
-@dataclass(frozen=True)
+@dataclass
 class Request:
     """One HTTP request as the emulator sees it."""
 
@@ -47,6 +47,8 @@ class Request:
     query: Mapping[str, list[str]]
     headers: Mapping[str, str]
     body: bytes
+    #: Set once the request is in the log (a held answer logs it early).
+    logged: bool = False
 
     def header(self, name: str) -> str | None:
         """Return a header value by case-insensitive name, or None."""
@@ -102,6 +104,37 @@ class LoggedRequest:
     response_body: bytes = b""
 
 
+class Hold:
+    """A request held by :meth:`Emulator.hold`: ``arrived`` is set when it is being held."""
+
+    #: Upper bound of a hold, so a forgotten release never hangs a test run.
+    MAX_SECONDS = 60.0
+
+    def __init__(self, *, after_processing: bool) -> None:
+        self.after_processing = after_processing
+        self.arrived = threading.Event()
+        self.aborted = False
+        self._released = threading.Event()
+
+    def wait_for_release(self) -> None:
+        """Called by the serving thread: signal arrival, then block until released."""
+        self.arrived.set()
+        self._released.wait(self.MAX_SECONDS)
+
+    def wait_arrived(self, timeout: float = 30.0) -> bool:
+        """Block until the held request arrives (True) or the timeout passes (False)."""
+        return self.arrived.wait(timeout)
+
+    def release(self) -> None:
+        """Let the held request go on."""
+        self._released.set()
+
+    def abort(self) -> None:
+        """Drop the held request: a hold before processing then never changes state."""
+        self.aborted = True
+        self._released.set()
+
+
 @dataclass
 class Fault:
     """An armed fault; ``remaining`` None means until cleared."""
@@ -113,6 +146,7 @@ class Fault:
     status: int = 500
     body: Any = None
     seconds: float = 0.0
+    hold: Hold | None = None
 
     def matches(self, method: str, path: str) -> bool:
         """Whether this fault applies to a request."""
@@ -138,6 +172,7 @@ class Emulator:
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._faults: list[Fault] = []
+        self._holds: list[Hold] = []
         self._log: list[LoggedRequest] = []
         self.lock = threading.RLock()
 
@@ -163,7 +198,10 @@ class Emulator:
         return self
 
     def stop(self) -> None:
-        """Stop serving and close the socket."""
+        """Stop serving and close the socket (releasing any held request first)."""
+        with self.lock:
+            for hold in self._holds:
+                hold.release()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -242,6 +280,17 @@ class Emulator:
         """Process the next matching requests, then close the connection without answering."""
         self._arm(Fault("drop", method.upper(), re.compile(path_pattern), count))
 
+    def hold(self, method: str, path_pattern: str, *, after_processing: bool = False) -> Hold:
+        """Hold the next matching request until released: before it is processed, or after
+        (state changed, answer not yet sent). Tests use it to kill a client at an exact step.
+        """
+        hold = Hold(after_processing=after_processing)
+        fault = Fault("hold", method.upper(), re.compile(path_pattern), 1, hold=hold)
+        self._arm(fault)
+        with self.lock:
+            self._holds.append(hold)
+        return hold
+
     def clear_faults(self) -> None:
         """Disarm every fault."""
         with self.lock:
@@ -290,10 +339,24 @@ class Emulator:
                 if fault.body is not None:
                     return Response(fault.status, fault.body), False
                 return self.error_response(fault.status, "injected fault"), False
+        holds = [f.hold for f in faults if f.hold is not None]
+        for hold in holds:
+            if not hold.after_processing:
+                hold.wait_for_release()
+                if hold.aborted:
+                    return None, True
         try:
             response = self.handle(request)
         except Exception as exc:  # noqa: BLE001 - an emulator bug must answer 500, not hang
             response = self.error_response(500, f"emulator error: {type(exc).__name__}")
+        after = [hold for hold in holds if hold.after_processing]
+        if after:
+            # The state changed: log it now, so a test that kills the client while the answer
+            # is held already sees the request; the handler then does not log it again.
+            self.record(request, response)
+            request.logged = True
+            for hold in after:
+                hold.wait_for_release()
         drop = any(f.kind == "drop" for f in faults)
         return response, drop
 
@@ -338,11 +401,13 @@ def _make_handler(emulator: Emulator) -> type[BaseHTTPRequestHandler]:
             )
             response, drop = emulator.dispatch(request)
             if drop or response is None:
-                emulator.record(request, None)
+                if not request.logged:
+                    emulator.record(request, None)
                 self.close_connection = True
                 _hard_close(self.connection)
                 return
-            emulator.record(request, response)
+            if not request.logged:
+                emulator.record(request, response)
             if response.stream is not None:
                 self._send_stream(response, response.stream)
                 return

@@ -55,7 +55,22 @@ class Sandbox:
             else:
                 self.kubernetes = KubernetesEmulator(port=port)
                 self._started.append(self.kubernetes.start())
+                self._seed_agent_workloads(self.kubernetes)
         return self
+
+    @staticmethod
+    def _seed_agent_workloads(kube: KubernetesEmulator) -> None:
+        """The workloads the suse-observability-agent chart runs for release EXAMPLE_KEY."""
+        secret = f"{EXAMPLE_KEY}-secrets"
+        for kind, suffix in (
+            ("DaemonSet", "node-agent"),
+            ("DaemonSet", "logs-agent"),
+            ("Deployment", "cluster-agent"),
+            ("Deployment", "checks-agent"),
+        ):
+            kube.add_workload(
+                kind, EXAMPLE_NAMESPACE, f"{EXAMPLE_KEY}-{suffix}", env_from_secret=secret
+            )
 
     def stop(self) -> None:
         """Stop every started emulator."""
@@ -103,16 +118,15 @@ class Sandbox:
                 "timeout": "5s",
             },
         }
+        preset: dict[str, Any] | None = None
         if self.kubernetes is not None and kubeconfig is not None:
             document["kubernetes"] = {"kubeconfig": str(kubeconfig), "context": "sandbox"}
-            targets.append(
-                {
-                    "type": "kubernetes-secret",
-                    "namespace": EXAMPLE_NAMESPACE,
-                    "name": f"{EXAMPLE_KEY}-secrets",
-                    "key": "STS_API_KEY",
-                }
-            )
+            # The agent chart's Secret <release>-secrets and its four workloads.
+            preset = {
+                "type": "suse-observability-agent",
+                "release": EXAMPLE_KEY,
+                "namespace": EXAMPLE_NAMESPACE,
+            }
         if self.vault is not None:
             document["vault"] = {
                 "url": self.vault.url,
@@ -142,14 +156,15 @@ class Sandbox:
             "switch_timeout": "5m",
             "schedule": {"interval": "1m"},
         }
-        document["keys"] = [
-            {
-                "name": EXAMPLE_KEY,
-                "kind": "service-token",
-                "roles": ["stackstate-ingest-telemetry"],
-                "targets": targets,
-            }
-        ]
+        key: dict[str, Any] = {
+            "name": EXAMPLE_KEY,
+            "kind": "service-token",
+            "roles": ["stackstate-ingest-telemetry"],
+        }
+        if preset is not None:
+            key["preset"] = preset
+        key["targets"] = targets
+        document["keys"] = [key]
         return document
 
     def write_config(self, path: Path, kubeconfig: Path | None) -> Path:

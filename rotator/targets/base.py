@@ -38,7 +38,8 @@ class KeyMetadata:
 
     ``key_id`` is None for a value whose StackState id is unknown (an adopted value copied by a
     repair). ``previous_key_id`` names the key this value replaced, which the revoke step deletes
-    once every consumer switched; ``previous_revoked`` records that it was.
+    once every consumer switched; ``previous_revoked`` records that it was, ``switched`` that
+    the switch-over to this value is complete.
     """
 
     key_id: int | None
@@ -50,6 +51,14 @@ class KeyMetadata:
     previous_key_id: int | None = None
     previous_key_name: str | None = None
     previous_revoked: bool = False
+    #: Every consumer demonstrably switched to this value (and the grace period passed): the
+    #: switch-over is finished and nothing is restarted for this value again.
+    switched: bool = False
+    #: When every consumer was first seen switched; the grace period runs from here.
+    switched_at: datetime | None = None
+    #: :func:`rotator.consumers.base.consumer_token` of consumers whose switch cannot be
+    #: observed later (commands) and that succeeded for this value.
+    done: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready mapping with stable, short field names."""
@@ -63,6 +72,9 @@ class KeyMetadata:
             "previous-key-id": self.previous_key_id,
             "previous-key-name": self.previous_key_name,
             "previous-revoked": self.previous_revoked,
+            "switched": self.switched,
+            "switched-at": _dt(self.switched_at),
+            "done": list(self.done) if self.done else None,
         }
 
     def to_json(self) -> str:
@@ -92,6 +104,9 @@ class KeyMetadata:
                 previous_key_id=int(previous) if previous is not None else None,
                 previous_key_name=data.get("previous-key-name"),
                 previous_revoked=bool(data.get("previous-revoked", False)),
+                switched=bool(data.get("switched", False)),
+                switched_at=_parse_dt(data.get("switched-at")),
+                done=tuple(str(t) for t in data.get("done") or ()),
             )
         except (TypeError, ValueError):
             return None

@@ -103,7 +103,10 @@ class TestSandboxCommand:
         assert kubectl.returncode == 0, kubectl.stderr
         config = load_config(tmp_path / "sandbox-out" / "rotator.yaml")
         assert [k.name for k in config.keys] == ["sandbox-agent"]
-        assert [t.type for t in config.keys[0].targets] == ["kubernetes-secret", "vault-kv", "file"]
+        (key,) = config.keys
+        assert key.preset is not None
+        assert key.preset.type == "suse-observability-agent"
+        assert [t.type for t in key.targets] == ["vault-kv", "file"]
 
     def test_single_service_on_a_chosen_port(self, sandbox: SandboxStarter) -> None:
         """``sandbox stackstate --port N`` serves StackState on that port."""

@@ -98,8 +98,13 @@ def listed(key_id: int, created: datetime, expiration: datetime | None) -> ApiKe
     )
 
 
-def managed(value: Secret, key: ApiKey, rotated_at: datetime | None = None) -> TargetState:
-    """A target state holding ``value`` with rotator metadata naming ``key``."""
+def managed(
+    value: Secret, key: ApiKey, rotated_at: datetime | None = None, *, switched: bool = True
+) -> TargetState:
+    """A target state holding ``value`` with rotator metadata naming ``key``.
+
+    By default the switch-over to it is finished (``switched``), as for a key rotated long ago.
+    """
     metadata = KeyMetadata(
         key_id=key.id,
         key_name=key.name,
@@ -107,6 +112,7 @@ def managed(value: Secret, key: ApiKey, rotated_at: datetime | None = None) -> T
         fingerprint=value.fingerprint,
         expires_at=key.expiration,
         rotated_at=rotated_at or key.last_updated or NOW,
+        switched=switched,
     )
     return TargetState(value, metadata)
 
@@ -252,7 +258,8 @@ class TestPlanKey:
         observed = observe(managed(VALUE_A, deleted), keys=[FRESH], windows=WEEKDAY_NIGHTS)
         plan = plan_key(observed, NOW)
         assert plan.decision == "rotate"
-        assert kinds(plan) == rotation("t1")
+        # FRESH is listed under agent's name but referenced by no target: swept as an orphan.
+        assert kinds(plan) == [*rotation("t1"), ("sweep", "service-token:1")]
         assert "key 9 no longer exists in StackState" in plan.reason
         assert plan.current == CurrentKey(9, deleted.name, None)
 
@@ -487,7 +494,16 @@ class TestPlanKeySafety:
             verdicts={VALUE_C: ACCEPTED, VALUE_D: REJECTED},
             windows=windows,
         )
-        plan = plan_key(observed, now, force=force)
+        full = plan_key(observed, now, force=force)
+        # Sweeps ride along any plan; they may only delete keys no target references.
+        referenced = {
+            m.key_id
+            for obs in observed.targets
+            if obs.state is not None and (m := obs.state.managed_metadata) is not None
+        }
+        sweeps = [a for a in full.actions if a.action == "sweep"]
+        assert all(int(str(a.target).rpartition(":")[2]) not in referenced for a in sweeps)
+        plan = replace(full, actions=tuple(a for a in full.actions if a.action != "sweep"))
         target_ids = [obs.target.id for obs in observed.targets]
         held_by = {obs.target.id: obs.fingerprint for obs in observed.targets}
         pushes = [a for a in plan.actions if a.action == "push"]

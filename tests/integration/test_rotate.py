@@ -67,15 +67,18 @@ class TestBootstrap:
         assert new_line.endswith("# managed by the rotator")
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
-    def test_second_run_changes_nothing(self, world: World) -> None:
-        """A run right after a bootstrap sends no mutating request anywhere."""
+    def test_run_after_the_switch_over_changes_nothing(self, world: World) -> None:
+        """Once the bootstrap's switch-over is recorded, a run sends no mutating request."""
         world.add_key("agent")
         assert world.rotator("rotate").code == 0
+        second = world.rotator("rotate")
+        assert second.code == 0
+        assert "decision: revoke: all 0 consumer(s) switched; nothing to revoke" in second.out
         world.clear_logs()
         result = world.rotator("rotate")
         assert result.code == 0
         assert world.mutating_requests() == {"stackstate": [], "vault": [], "kubernetes": []}
-        assert "unchanged" in result.out
+        assert "outcome:  unchanged" in result.out
 
 
 class TestRotation:
@@ -88,25 +91,29 @@ class TestRotation:
         """A key expiring in 20d with rotate_before 30d is replaced; the new one is everywhere."""
         world.defaults = {"validity": "20d", "rotate_before": "14d"}
         world.add_key("agent", kind)
-        assert world.rotator("rotate").code == 0
+        world.settle()
         (old,) = world.managed_keys(kind, "agent")
         world.defaults = {"validity": "90d", "rotate_before": "30d"}
         result = world.rotator("rotate")
         assert result.code == 0, result.out + result.err
-        assert "rotate" in result.out
+        assert "decision: rotate" in result.out
         keys = world.managed_keys(kind, "agent")
-        assert len(keys) == 2  # the old key stays until consumers switched (revocation)
+        assert len(keys) == 2  # the old key stays until the consumers switched
         (new,) = [k for k in keys if k["id"] != old["id"]]
         value = world.stackstate.value_of(kind, new["id"])
         assert world.values("agent") == [value, value, value]
         annotations = world.secret_annotations("agent")
         assert annotations["rotator.stackstate.io/previous-key-id"] == str(old["id"])
         assert_no_secret_in(world, result.out, result.err)
+        # No consumers and no grace period: the next run revokes the old key.
+        revoke = world.rotator("rotate")
+        assert "decision: revoke" in revoke.out
+        assert [k["id"] for k in world.managed_keys(kind, "agent")] == [new["id"]]
 
     def test_forced_rotation_in_the_same_second_never_reuses_a_name(self, world: World) -> None:
         """Two rotations within one second still give keys of distinct names."""
         world.add_key("agent")
-        assert world.rotator("rotate").code == 0
+        world.settle()
         assert world.rotator("rotate", "--force").code == 0
         names = [k["name"] for k in world.managed_keys("service-token", "agent")]
         assert len(names) == 2
@@ -121,7 +128,7 @@ class TestDryRun:
         world.defaults = {"validity": "20d", "rotate_before": "14d"}
         world.add_key("agent")
         world.add_key("ingest", "ingestion-api-key")
-        assert world.rotator("rotate").code == 0
+        world.settle()
         before = [world.values("agent"), world.values("ingest")]
         world.defaults = {"validity": "90d", "rotate_before": "30d"}
         world.clear_logs()
@@ -301,7 +308,7 @@ class TestStatus:
     def test_status_reports_expiry_agreement_and_next_action(self, world: World) -> None:
         """Status shows the current key, days left, agreement and the next decision; read-only."""
         world.add_key("agent")
-        assert world.rotator("rotate").code == 0
+        world.settle()
         world.clear_logs()
         result = world.rotator("status", "--output", "json")
         assert result.code == 0, result.err

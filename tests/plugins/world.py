@@ -114,6 +114,16 @@ class World:
         self.write_config()
         return self.run_cli("--log-format", "json", "--config", str(self.config_path), *args)
 
+    def settle(self) -> None:
+        """Run ``rotate`` until a run changes nothing (switch-over recorded, old keys revoked)."""
+        for _ in range(4):
+            result = self.rotator("rotate", "--output", "json")
+            assert result.code == 0, result.out + result.err
+            outcomes = {k["outcome"] for k in json.loads(result.out)["keys"]}
+            if outcomes <= {"unchanged"}:
+                return
+        raise AssertionError(f"rotate did not settle: {result.out}")
+
     # -- what the targets hold -------------------------------------------------------------
 
     def secret_value(self, name: str) -> str | None:

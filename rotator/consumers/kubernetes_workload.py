@@ -1,0 +1,794 @@
+"""The ``kubernetes-workload`` consumer: a Deployment, DaemonSet or StatefulSet that reads a key.
+
+It is switched over when a rollout that started *after* the push has completed, judged by the
+rules of ``kubectl rollout status``. Two actions get that rollout going:
+
+- ``restart`` — the rotator restarts the workload itself, exactly as ``kubectl rollout restart``
+  does: a strategic-merge PATCH setting the pod-template annotation
+  ``kubectl.kubernetes.io/restartedAt`` to the current time (RFC 3339). A paused Deployment is
+  refused with kubectl's words, and nothing is written.
+- ``wait`` — Reloader, the Vault Secrets Operator or External Secrets (with Reloader) restart it
+  when the Secret changes; the rotator only records the push and waits for the template to change.
+
+Identity: a consumer names one workload (``kubernetes-workload:ctx/ns/Kind/name``) or a label
+selector (``kubernetes-workload:ctx/ns/Kind?app=x,tier=y``), and reports one state per workload
+whose ``id`` and ``workload`` are ``kubernetes-workload:ctx/ns/Kind/name``, whichever managed
+key's consumer observed it, so the engine restarts a shared workload once. ``ctx`` is the context
+the calls go to: the consumer's own, else the configured default, else ``default``.
+
+Evidence, not hope (invariant I2). Every trigger writes, in the *same* PATCH as the restart, a
+record on the workload's own metadata (never the pod template, so writing it rolls no pod)::
+
+    rotator.stackstate.io/pushed: {"<managed key>": {"fingerprint": "...",
+                                                     "template": "<hash before the restart>",
+                                                     "at": "<pushed_at, RFC 3339>"}}
+
+``template`` is :func:`template_hash` of ``spec.template`` as the API server returned it just
+before the PATCH; the PATCH carries that read's ``metadata.resourceVersion``, so a concurrent
+template change makes it fail with 409 and the workload is read again (up to
+``conflict_attempts`` times). Entries of other managed keys are preserved, so one workload can
+consume several keys; a trigger for several keys writes all their entries and restarts once.
+
+:meth:`KubernetesWorkloadConsumer.observe` (read-only, allowed in a dry-run) then decides, for
+one managed key's value (``request``) and each workload::
+
+    no entry for this key, or one for another value ...... needs-trigger
+        (failed instead when a restart cannot switch it: a paused Deployment with action
+        restart, updateStrategy OnDelete, or a StatefulSet partition above 0)
+    entry for this value, template unchanged since ........ restart: needs-trigger (a crash
+                                                            between record and restart)
+                                                            wait: pending
+                                                            (failed when blocked, as above)
+    entry for this value, template changed since .......... the rollout's verdict:
+        complete ........................................ switched
+        Deployment ProgressDeadlineExceeded ............. failed
+        paused Deployment, OnDelete, partition > 0 ...... failed (it will not finish by itself)
+        otherwise ....................................... pending, with progress
+
+Nothing else is trusted: a completed rollout whose template did not change after the record may
+still run pods started before the push. Known limit of ``wait``: when Reloader/VSO restarts the
+workload *before* the rotator recorded the push (it reacts within a second), the record already
+holds the new template and the consumer stays pending until the switch timeout; the reason says
+how to finish by hand. This errs on the side of I2: the old key is never revoked early.
+
+Errors are translated in one place, :func:`map_error` (the same table as the kubernetes-secret
+target; messages name the workload)::
+
+    401, 403 ............................... TargetForbidden (verb, resource, namespace)
+    404 on get or patch .................... not an error: the state is failed, "... not found"
+    other 404, 400, 422, other 4xx ......... TargetInvalid
+    409 (after the retries above) .......... TargetConflict
+    429, 5xx ............................... TargetUnavailable (``delay`` from Retry-After)
+    urllib3 errors (refused, reset, DNS,
+      timeouts), TLS failures .............. TargetUnavailable
+    kubeconfig credential refresh failed ... TargetForbidden
+    an answer that is not a JSON object .... TargetInvalid
+
+Consumers have no error classes of their own yet: the generic ``Target*`` classes are used.
+Messages carry the API server's Status ``message`` (redacted, shortened), never a request or
+response body; the client's exception is dropped from the chain (``from None``) because its text
+holds the whole response body. Every call passes ``_request_timeout``. Objects are read as raw
+JSON (``_preload_content=False``), so the template hash describes exactly what the API server
+stores and does not change when a newer client learns more fields.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final, Literal, get_args
+
+import urllib3.exceptions
+from kubernetes.client.exceptions import ApiException
+from kubernetes.config.config_exception import ConfigException
+
+from rotator.consumers.base import SwitchPhase, SwitchRequest, SwitchState
+from rotator.errors import (
+    ConfigError,
+    TargetConflict,
+    TargetError,
+    TargetForbidden,
+    TargetInvalid,
+    TargetUnavailable,
+)
+from rotator.kube import KubeClients
+from rotator.secrets import redact
+
+WorkloadKind = Literal["Deployment", "DaemonSet", "StatefulSet"]
+WorkloadAction = Literal["restart", "wait"]
+
+#: The workload annotation holding what was pushed and the template it was recorded against.
+PUSHED_ANNOTATION: Final = "rotator.stackstate.io/pushed"
+#: The pod-template annotation ``kubectl rollout restart`` sets (and so does this consumer).
+RESTARTED_AT_ANNOTATION: Final = "kubectl.kubernetes.io/restartedAt"
+#: Who restarts the workload in ``wait`` mode, for messages.
+RESTARTERS: Final = "Reloader/VSO/ESO"
+#: kubectl's refusal to restart a paused Deployment, word for word.
+PAUSED_REFUSAL: Final = "can't restart paused deployment (run rollout resume first)"
+
+#: Read-modify-patch attempts before a persistent 409 becomes TargetConflict.
+DEFAULT_CONFLICT_ATTEMPTS: Final = 5
+#: First backoff (seconds) between attempts; doubles each time (0.05 + 0.1 + 0.2 + 0.4 s).
+DEFAULT_CONFLICT_BACKOFF: Final = 0.05
+#: Page size when listing workloads by label selector.
+LIST_PAGE_SIZE: Final = 500
+
+#: How long a caller should wait after losing every attempt to concurrent writers (seconds).
+_CONFLICT_DELAY: Final = 5.0
+#: Longest Status message quoted in an error.
+_MAX_MESSAGE: Final = 300
+_PATCH_CONTENT_TYPE: Final = "application/strategic-merge-patch+json"
+
+
+@dataclass(frozen=True)
+class _KindApi:
+    """How one workload kind is named in the API and in the client's method names."""
+
+    plural: str
+    #: Suffix of the client's methods: ``read_namespaced_<suffix>``.
+    suffix: str
+
+
+_KINDS: Final[dict[str, _KindApi]] = {
+    "Deployment": _KindApi("deployments", "deployment"),
+    "DaemonSet": _KindApi("daemonsets", "daemon_set"),
+    "StatefulSet": _KindApi("statefulsets", "stateful_set"),
+}
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+# -- pure helpers: template hash, the record, the rollout verdict ---------------------------------
+
+
+def template_hash(template: Any) -> str:
+    """First 16 hex digits of SHA-256 over the canonical JSON of ``spec.template``."""
+    canonical = json.dumps(template, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class PushRecord:
+    """One managed key's entry in :data:`PUSHED_ANNOTATION`."""
+
+    fingerprint: str
+    #: :func:`template_hash` of the pod template just before the restart (or the record).
+    template: str
+    #: ``pushed_at`` of the value, RFC 3339 (for humans reading the annotation).
+    at: str
+
+    def to_dict(self) -> dict[str, str]:
+        """The JSON form stored in the annotation."""
+        return {"fingerprint": self.fingerprint, "template": self.template, "at": self.at}
+
+
+def read_records(workload: Mapping[str, Any]) -> dict[str, PushRecord]:
+    """The parsed :data:`PUSHED_ANNOTATION` of a workload ({} when absent or damaged).
+
+    A damaged entry only costs a restart: the key then reads as not yet triggered.
+    """
+    annotations = (workload.get("metadata") or {}).get("annotations") or {}
+    try:
+        raw = json.loads(annotations.get(PUSHED_ANNOTATION) or "{}")
+    except ValueError:
+        return {}
+    if not isinstance(raw, dict):
+        return {}
+    records = {}
+    for managed_key, entry in raw.items():
+        if not isinstance(entry, dict):
+            continue
+        fp, template = entry.get("fingerprint"), entry.get("template")
+        if isinstance(fp, str) and isinstance(template, str):
+            records[str(managed_key)] = PushRecord(fp, template, str(entry.get("at") or ""))
+    return records
+
+
+def _records_json(records: Mapping[str, PushRecord]) -> str:
+    return json.dumps(
+        {key: record.to_dict() for key, record in sorted(records.items())},
+        separators=(",", ":"),
+        sort_keys=True,
+    )
+
+
+def rfc3339(moment: datetime) -> str:
+    """RFC 3339 in UTC with second precision and ``Z``, as kubectl and ``metav1.Time`` write."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+RolloutPhase = Literal["complete", "waiting", "failed"]
+
+
+@dataclass(frozen=True)
+class RolloutStatus:
+    """``kubectl rollout status``'s verdict on one workload, with a short account of progress."""
+
+    phase: RolloutPhase
+    message: str
+
+
+def _int(value: Any, default: int = 0) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+
+def rollout_status(kind: str, workload: Mapping[str, Any]) -> RolloutStatus:
+    """Apply kubectl's rollout-status rules (``polymorphichelpers/rollout_status.go``).
+
+    A pure function of the object as the API server returned it. ``spec.replicas`` defaults to
+    1, as the API server defaults it.
+    """
+    meta = workload.get("metadata") or {}
+    spec = workload.get("spec") or {}
+    status = workload.get("status") or {}
+    generation = _int(meta.get("generation"))
+    observed = _int(status.get("observedGeneration"))
+    waiting_spec = RolloutStatus(
+        "waiting",
+        f"waiting for observedGeneration to reach generation {generation} (observed {observed})",
+    )
+    if kind == "Deployment":
+        if generation > observed:
+            return waiting_spec
+        progressing: Mapping[str, Any] = next(
+            (c for c in status.get("conditions") or [] if c.get("type") == "Progressing"), {}
+        )
+        if progressing.get("reason") == "ProgressDeadlineExceeded":
+            return RolloutStatus(
+                "failed",
+                f'ProgressDeadlineExceeded: deployment "{meta.get("name")}" exceeded its '
+                "progress deadline",
+            )
+        replicas = _int(spec.get("replicas"), 1)
+        updated = _int(status.get("updatedReplicas"))
+        total = _int(status.get("replicas"))
+        available = _int(status.get("availableReplicas"))
+        if updated < replicas:
+            return RolloutStatus("waiting", f"{updated}/{replicas} updated")
+        if total > updated:
+            return RolloutStatus("waiting", f"{total - updated} old replicas pending termination")
+        if available < updated:
+            return RolloutStatus("waiting", f"{available}/{updated} updated replicas available")
+        return RolloutStatus("complete", f"{updated}/{replicas} updated and available")
+    strategy = spec.get("updateStrategy") or {}
+    strategy_type = strategy.get("type") or "RollingUpdate"
+    if strategy_type != "RollingUpdate":
+        return RolloutStatus(
+            "failed",
+            f"updateStrategy {strategy_type}: rollout status is only available for "
+            "RollingUpdate, and no pod is replaced until someone deletes it",
+        )
+    if kind == "DaemonSet":
+        if generation > observed:
+            return waiting_spec
+        desired = _int(status.get("desiredNumberScheduled"))
+        updated = _int(status.get("updatedNumberScheduled"))
+        available = _int(status.get("numberAvailable"))
+        if updated < desired:
+            return RolloutStatus("waiting", f"{updated}/{desired} updated")
+        if available < desired:
+            return RolloutStatus("waiting", f"{available}/{desired} updated pods available")
+        return RolloutStatus("complete", f"{desired}/{desired} updated and available")
+    # StatefulSet
+    if observed == 0 or generation > observed:
+        return waiting_spec
+    replicas = _int(spec.get("replicas"), 1)
+    ready = _int(status.get("readyReplicas"))
+    if ready < replicas:
+        return RolloutStatus("waiting", f"{ready}/{replicas} ready")
+    rolling = strategy.get("rollingUpdate")
+    if isinstance(rolling, dict):
+        partition = _int(rolling.get("partition"))
+        updated = _int(status.get("updatedReplicas"))
+        wanted = replicas - partition
+        if updated < wanted:
+            return RolloutStatus("waiting", f"{updated}/{wanted} updated (partition {partition})")
+        return RolloutStatus(
+            "complete", f"{updated}/{replicas} updated and {ready}/{replicas} ready"
+        )
+    update_revision = status.get("updateRevision")
+    if update_revision != status.get("currentRevision"):
+        return RolloutStatus("waiting", f"waiting for all pods to reach revision {update_revision}")
+    return RolloutStatus("complete", f"{replicas}/{replicas} at revision {update_revision}")
+
+
+def _partition(workload: Mapping[str, Any]) -> int:
+    strategy = (workload.get("spec") or {}).get("updateStrategy") or {}
+    return _int((strategy.get("rollingUpdate") or {}).get("partition"))
+
+
+# -- the consumer ------------------------------------------------------------------------------
+
+
+class _Conflict(Exception):
+    """The PATCH lost to a concurrent writer (409): read again and retry."""
+
+
+class KubernetesWorkloadConsumer:
+    """Workloads (one by name, or all matching a selector) that must roll out after a push."""
+
+    def __init__(
+        self,
+        clients: KubeClients,
+        *,
+        namespace: str,
+        kind: WorkloadKind,
+        name: str | None = None,
+        selector: Mapping[str, str] | None = None,
+        action: WorkloadAction = "restart",
+        context: str | None = None,
+        clock: Callable[[], datetime] = _utc_now,
+        conflict_attempts: int = DEFAULT_CONFLICT_ATTEMPTS,
+        conflict_backoff: float = DEFAULT_CONFLICT_BACKOFF,
+        page_size: int = LIST_PAGE_SIZE,
+    ) -> None:
+        """Remember what to watch; nothing is read before the first call.
+
+        Exactly one of ``name`` and ``selector`` (a non-empty label map, all labels must match).
+        ``clock`` gives the ``restartedAt`` time (aware UTC); ``page_size`` is how many workloads
+        one LIST call returns (further pages are followed).
+        """
+        if kind not in _KINDS:
+            raise ConfigError(f"kubernetes-workload: kind must be one of {', '.join(_KINDS)}")
+        if action not in get_args(WorkloadAction):
+            raise ConfigError("kubernetes-workload: action must be restart or wait")
+        if (name is None) == (selector is None) or (selector is not None and not selector):
+            raise ConfigError(
+                "kubernetes-workload: give either name or a non-empty selector (exactly one)"
+            )
+        self.clients = clients
+        self.namespace = namespace
+        self.kind: WorkloadKind = kind
+        self.name = name
+        self.selector = dict(selector) if selector is not None else None
+        self.action: WorkloadAction = action
+        self.context = context
+        self.clock = clock
+        self.conflict_attempts = max(1, conflict_attempts)
+        self.conflict_backoff = conflict_backoff
+        self.page_size = max(1, page_size)
+        self._api = _KINDS[kind]
+
+    # -- Consumer protocol -----------------------------------------------------------------------
+
+    @property
+    def id(self) -> str:
+        """``kubernetes-workload:ctx/ns/Kind/name`` or ``...:ctx/ns/Kind?k=v,...``."""
+        if self.name is not None:
+            return self.workload_id(self.name)
+        return f"kubernetes-workload:{self._prefix()}?{self.label_selector}"
+
+    @property
+    def label_selector(self) -> str:
+        """The selector as the API takes it (``k=v,...``, sorted); empty for a named workload."""
+        return ",".join(f"{k}={v}" for k, v in sorted((self.selector or {}).items()))
+
+    @property
+    def context_label(self) -> str:
+        """The context calls go to: this consumer's, else the configured default, else
+        ``default`` (the kubeconfig's current context or in-cluster).
+
+        Resolved, so two consumers naming the same cluster differently (one through the
+        default) still produce the same workload id and are restarted once.
+        """
+        return self.clients.context_name(self.context) or "default"
+
+    def workload_id(self, name: str) -> str:
+        """The id (and coalescing key) of one workload: the same whichever key observes it."""
+        return f"kubernetes-workload:{self._prefix()}/{name}"
+
+    @property
+    def plan_action(self) -> Literal["restart", "await"]:
+        """How rotation plans list this consumer."""
+        return "restart" if self.action == "restart" else "await"
+
+    def describe(self) -> str:
+        """One line for plans."""
+        if self.name is not None:
+            what = f"{self.kind} {self.namespace}/{self.name}"
+        else:
+            what = f"{self.kind}s matching {self.label_selector} in namespace {self.namespace}"
+        context = f"(context {self.context_label})"
+        if self.action == "restart":
+            return f"restart {what} {context}"
+        return f"wait for {RESTARTERS} to roll {what} {context}"
+
+    def observe(self, request: SwitchRequest, done: frozenset[str]) -> list[SwitchState]:
+        """Read-only: one state per workload (see the module docstring for the rules).
+
+        ``done`` is not used: a workload's switch is always observable in the cluster.
+        """
+        if self.name is not None:
+            workload = self._get(self.name)
+            if workload is None:
+                return [self._state(self.name, "failed", f"{self.kind} {self.name} not found")]
+            return [self._judge(workload, request)]
+        workloads = self._list()
+        if not workloads:
+            return [
+                SwitchState(
+                    id=self.id,
+                    phase="failed",
+                    reason=f"no {self.kind} matches {self.label_selector} "
+                    f"in namespace {self.namespace}",
+                )
+            ]
+        return [self._judge(workload, request) for workload in workloads]
+
+    def trigger(self, state: SwitchState, requests: Sequence[SwitchRequest]) -> SwitchState:
+        """Record every request on the workload of ``state`` and, for restart, restart it.
+
+        One strategic-merge PATCH carrying the resourceVersion read just before (re-read and
+        retried on 409). Nothing is written when a restart cannot switch the workload (paused,
+        OnDelete, partition) or when every request's record and restart are already in place.
+        """
+        name = self._name_of(state)
+        for attempt in range(self.conflict_attempts):
+            if attempt:
+                time.sleep(self.conflict_backoff * 2 ** (attempt - 1))
+            workload = self._get(name)
+            if workload is None:
+                return self._state(name, "failed", f"{self.kind} {name} not found")
+            blocked = self._blocked(workload)
+            if blocked is not None:
+                return self._state(name, "failed", blocked)
+            body, done_reason = self._trigger_patch(workload, requests)
+            if body is None:
+                return self._state(name, "pending", done_reason)
+            try:
+                patched = self._patch(name, body)
+            except _Conflict:
+                continue
+            if patched is None:
+                return self._state(name, "failed", f"{self.kind} {name} not found")
+            return self._state(name, "pending", done_reason)
+        raise TargetConflict(
+            f"{self.workload_id(name)}: {self.kind} {self.namespace}/{name} kept changing under "
+            f"us (409 Conflict on {self.conflict_attempts} attempts)",
+            delay=_CONFLICT_DELAY,
+        )
+
+    # -- decisions -------------------------------------------------------------------------------
+
+    def _judge(self, workload: Mapping[str, Any], request: SwitchRequest) -> SwitchState:
+        """The state of one workload for ``request``."""
+        name = str(workload["metadata"]["name"])
+        record = read_records(workload).get(request.managed_key)
+        blocked = self._blocked(workload)
+        if record is None or record.fingerprint != request.fingerprint:
+            if blocked is not None:
+                return self._state(name, "failed", blocked)
+            if self.action == "restart":
+                return self._state(name, "needs-trigger", "not restarted since the push")
+            return self._state(
+                name, "needs-trigger", f"recording the push, then waiting for {RESTARTERS}"
+            )
+        current = template_hash((workload.get("spec") or {}).get("template"))
+        if current == record.template:
+            if blocked is not None:
+                return self._state(name, "failed", blocked)
+            if self.action == "restart":
+                return self._state(
+                    name, "needs-trigger", "push recorded but the workload was not restarted"
+                )
+            return self._state(
+                name,
+                "pending",
+                f"waiting for {RESTARTERS} to roll it (pod template unchanged since the push "
+                f"of {record.at} was recorded; if they rolled it before that, run kubectl "
+                "rollout restart)",
+            )
+        return self._rollout_state(name, workload)
+
+    def _rollout_state(self, name: str, workload: Mapping[str, Any]) -> SwitchState:
+        """Judge a rollout that started after the record by kubectl's rules."""
+        verdict = rollout_status(self.kind, workload)
+        partition = _partition(workload) if self.kind == "StatefulSet" else 0
+        if verdict.phase == "failed":
+            return self._state(name, "failed", f"rollout failed: {verdict.message}")
+        if partition > 0:
+            return self._state(name, "failed", self._partition_problem(partition))
+        if verdict.phase == "complete":
+            return self._state(name, "switched", f"rollout complete: {verdict.message}")
+        if self.kind == "Deployment" and (workload.get("spec") or {}).get("paused"):
+            return self._state(
+                name,
+                "failed",
+                f"Deployment {name} is paused (run kubectl rollout resume); rollout stopped "
+                f"at {verdict.message}",
+            )
+        return self._state(name, "pending", f"rollout in progress: {verdict.message}")
+
+    def _blocked(self, workload: Mapping[str, Any]) -> str | None:
+        """Why a trigger cannot switch this workload, or None when it can."""
+        spec = workload.get("spec") or {}
+        if self.kind == "Deployment":
+            if self.action == "restart" and spec.get("paused"):
+                return f"Deployment {workload['metadata']['name']}: {PAUSED_REFUSAL}"
+            return None
+        strategy = (spec.get("updateStrategy") or {}).get("type") or "RollingUpdate"
+        if strategy != "RollingUpdate":
+            return (
+                f"{self.kind} {workload['metadata']['name']} has updateStrategy {strategy}: a "
+                "restart replaces no pod (delete its pods by hand or use RollingUpdate)"
+            )
+        partition = _partition(workload) if self.kind == "StatefulSet" else 0
+        if partition > 0:
+            return self._partition_problem(partition)
+        return None
+
+    @staticmethod
+    def _partition_problem(partition: int) -> str:
+        return (
+            f"rollingUpdate.partition {partition} keeps pods with ordinal below {partition} on "
+            "their old template, so they keep the old key (set the partition to 0)"
+        )
+
+    def _trigger_patch(
+        self, workload: Mapping[str, Any], requests: Sequence[SwitchRequest]
+    ) -> tuple[dict[str, Any] | None, str]:
+        """The PATCH body for ``requests`` (None when nothing is left to do) and the reason."""
+        meta = workload.get("metadata") or {}
+        spec = workload.get("spec") or {}
+        template = spec.get("template") or {}
+        current = template_hash(template)
+        records = read_records(workload)
+
+        def recorded(request: SwitchRequest) -> bool:
+            record = records.get(request.managed_key)
+            return record is not None and record.fingerprint == request.fingerprint
+
+        def restarted(request: SwitchRequest) -> bool:
+            return recorded(request) and records[request.managed_key].template != current
+
+        keys = ", ".join(sorted(r.managed_key for r in requests))
+        if self.action == "wait":
+            missing = [r for r in requests if not recorded(r)]
+            reason = f"push of {keys} recorded; waiting for {RESTARTERS} to roll it"
+            if not missing:
+                return None, reason
+        else:
+            if all(restarted(r) for r in requests):
+                return None, f"already restarted after the push of {keys}; rollout under way"
+            # The restart is the new evidence for every request, so every entry is rewritten.
+            missing = list(requests)
+        for request in missing:
+            records[request.managed_key] = PushRecord(
+                request.fingerprint, current, rfc3339(request.pushed_at)
+            )
+        body: dict[str, Any] = {
+            "metadata": {
+                "resourceVersion": meta.get("resourceVersion"),
+                "annotations": {PUSHED_ANNOTATION: _records_json(records)},
+            }
+        }
+        if self.action == "wait":
+            return body, reason
+        annotations = (template.get("metadata") or {}).get("annotations") or {}
+        moment = self.clock()
+        stamp = rfc3339(moment)
+        while stamp == annotations.get(RESTARTED_AT_ANNOTATION):
+            # Same second as the last restart: an unchanged template would roll nothing.
+            moment += timedelta(seconds=1)
+            stamp = rfc3339(moment)
+        body["spec"] = {"template": {"metadata": {"annotations": {RESTARTED_AT_ANNOTATION: stamp}}}}
+        return body, f"restarted at {stamp} for {keys}; rollout started"
+
+    # -- identity helpers ------------------------------------------------------------------------
+
+    def _prefix(self) -> str:
+        return f"{self.context_label}/{self.namespace}/{self.kind}"
+
+    def _state(self, name: str, phase: SwitchPhase, reason: str) -> SwitchState:
+        workload = self.workload_id(name)
+        return SwitchState(id=workload, phase=phase, reason=reason, workload=workload)
+
+    def _name_of(self, state: SwitchState) -> str:
+        """The workload name of a state this consumer reported."""
+        prefix = f"kubernetes-workload:{self._prefix()}/"
+        key = state.workload or state.id
+        name = key.removeprefix(prefix)
+        if name == key or not name or "/" in name or (self.name not in (None, name)):
+            raise TargetInvalid(f"{self.id}: cannot trigger {key}: not a workload of this consumer")
+        return name
+
+    # -- API calls -------------------------------------------------------------------------------
+
+    def _get(self, name: str) -> dict[str, Any] | None:
+        """The workload as raw JSON, or None when it does not exist."""
+        read = getattr(self.clients.apps(self.context), f"read_namespaced_{self._api.suffix}")
+        with self._translated("get", name):
+            try:
+                response = read(
+                    name,
+                    self.namespace,
+                    _preload_content=False,
+                    _request_timeout=self.clients.request_timeout,
+                )
+            except ApiException as exc:
+                if exc.status == 404:
+                    return None
+                raise
+            return _json_object(response, self.workload_id(name))
+
+    def _list(self) -> list[dict[str, Any]]:
+        """Every workload matching the selector (all pages), sorted by name."""
+        list_ = getattr(self.clients.apps(self.context), f"list_namespaced_{self._api.suffix}")
+        found: list[dict[str, Any]] = []
+        token: str | None = None
+        with self._translated("list", None):
+            while True:
+                options: dict[str, Any] = {"label_selector": self.label_selector}
+                if token:
+                    options["_continue"] = token
+                response = list_(
+                    self.namespace,
+                    limit=self.page_size,
+                    _preload_content=False,
+                    _request_timeout=self.clients.request_timeout,
+                    **options,
+                )
+                page = _json_object(response, self.id)
+                items = page.get("items") or []
+                found += [item for item in items if isinstance(item, dict)]
+                token = (page.get("metadata") or {}).get("continue")
+                if not token:
+                    break
+        return sorted(found, key=lambda item: str((item.get("metadata") or {}).get("name")))
+
+    def _patch(self, name: str, body: dict[str, Any]) -> dict[str, Any] | None:
+        """Strategic-merge PATCH; None when the workload vanished; :class:`_Conflict` on 409."""
+        patch = getattr(self.clients.apps(self.context), f"patch_namespaced_{self._api.suffix}")
+        with self._translated("patch", name):
+            try:
+                response = patch(
+                    name,
+                    self.namespace,
+                    body,
+                    _content_type=_PATCH_CONTENT_TYPE,
+                    _preload_content=False,
+                    _request_timeout=self.clients.request_timeout,
+                )
+            except ApiException as exc:
+                if exc.status == 404:
+                    return None
+                if exc.status == 409:
+                    raise _Conflict from None
+                raise
+            return _json_object(response, self.workload_id(name))
+
+    @contextmanager
+    def _translated(self, verb: str, name: str | None) -> Iterator[None]:
+        try:
+            yield
+        except (ApiException, urllib3.exceptions.HTTPError, ConfigException) as exc:
+            raise map_error(
+                exc,
+                where=self.workload_id(name) if name is not None else self.id,
+                verb=verb,
+                resource=self._api.plural,
+                namespace=self.namespace,
+                timeout=self.clients.request_timeout,
+            ) from None
+
+
+def _json_object(response: Any, where: str) -> dict[str, Any]:
+    """The JSON object of a raw (unpreloaded) answer; the connection goes back to the pool."""
+    try:
+        raw = response.data
+    finally:
+        response.release_conn()
+    try:
+        parsed = json.loads(raw)
+    except (TypeError, ValueError):
+        parsed = None
+    if not isinstance(parsed, dict):
+        raise TargetInvalid(f"{where}: the API server's answer is not a JSON object")
+    return parsed
+
+
+# -- error mapping -----------------------------------------------------------------------------
+
+
+def map_error(
+    exc: BaseException,
+    *,
+    where: str,
+    verb: str,
+    resource: str,
+    namespace: str,
+    timeout: float,
+) -> TargetError:
+    """Translate a kubernetes-client or urllib3 failure into the rotator's error tree.
+
+    The one place this module does so (see the module docstring for the table). ``where`` is
+    the workload (or consumer) id the message starts with; ``verb`` and ``resource`` name the
+    call.
+    """
+    if isinstance(exc, ConfigException):
+        return TargetForbidden(f"{where}: cannot obtain Kubernetes credentials: {exc}")
+    if isinstance(exc, urllib3.exceptions.HTTPError):
+        return TargetUnavailable(
+            f"{where}: cannot {verb} {resource} in namespace {namespace}: "
+            f"{_transport_problem(exc, timeout)}"
+        )
+    if not isinstance(exc, ApiException):
+        return TargetUnavailable(f"{where}: cannot {verb} {resource}: {type(exc).__name__}")
+    status = exc.status or 0
+    body = _status_body(exc)
+    message = str(body.get("message") or "")
+    said = f": {_quote(message)}" if message else ""
+    call = f"{verb} {resource} in namespace {namespace}"
+    if status == 0:
+        # The client raises status 0 for TLS failures it caught itself.
+        lines = str(exc.reason or "").splitlines()
+        detail = " ".join(lines[1:2]) or (lines[0] if lines else "no response")
+        return TargetUnavailable(f"{where}: cannot {call}: TLS or transport failure: {detail}")
+    if status == 401:
+        return TargetForbidden(
+            f"{where}: cannot {call}: unauthorized (401), the API server did not accept our "
+            "credentials"
+        )
+    if status == 403:
+        return TargetForbidden(f"{where}: forbidden (403) to {call}{said}")
+    if status == 404:
+        return TargetInvalid(f"{where}: cannot {call}: not found (404){said}")
+    if status == 409:
+        return TargetConflict(
+            f"{where}: cannot {call}: conflict (409){said}", delay=_CONFLICT_DELAY
+        )
+    if status == 429 or status >= 500:
+        return TargetUnavailable(
+            f"{where}: cannot {call}: API server answered {status}{said}",
+            delay=_retry_after(exc),
+        )
+    reason = body.get("reason") or exc.reason or "refused"
+    return TargetInvalid(f"{where}: cannot {call}: rejected ({status} {reason}){said}")
+
+
+def _status_body(exc: ApiException) -> dict[str, Any]:
+    """The Kubernetes Status of an error answer, or {} when the body is not one."""
+    try:
+        body = json.loads(exc.body or "")
+    except (TypeError, ValueError):
+        return {}
+    return body if isinstance(body, dict) and body.get("kind") == "Status" else {}
+
+
+def _quote(message: Any) -> str:
+    text = redact(" ".join(str(message).split()))
+    return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 3] + "..."
+
+
+def _retry_after(exc: ApiException) -> float | None:
+    headers = exc.headers or {}
+    try:
+        return float(str(headers.get("Retry-After")))
+    except (TypeError, ValueError):
+        return None
+
+
+def _transport_problem(exc: urllib3.exceptions.HTTPError, timeout: float) -> str:
+    """What went wrong below HTTP, without the URL-and-object noise of urllib3's messages."""
+    cause: BaseException = exc
+    if isinstance(exc, urllib3.exceptions.MaxRetryError) and exc.reason is not None:
+        cause = exc.reason
+    # NewConnectionError subclasses ConnectTimeoutError (urllib3 2.x): test it first.
+    if isinstance(cause, urllib3.exceptions.NameResolutionError):
+        return "API server host name does not resolve"
+    if isinstance(cause, urllib3.exceptions.NewConnectionError):
+        return "cannot connect to the API server: " + str(cause).rsplit(": ", 1)[-1]
+    if isinstance(cause, urllib3.exceptions.TimeoutError):
+        return f"no answer within {timeout:g}s"
+    if isinstance(cause, urllib3.exceptions.SSLError):
+        return "TLS handshake failed"
+    if isinstance(cause, urllib3.exceptions.ProtocolError):
+        return "connection lost before the API server answered"
+    return f"transport failure ({type(cause).__name__})"

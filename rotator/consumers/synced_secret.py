@@ -1,0 +1,245 @@
+"""The ``synced-secret`` consumer: a Kubernetes Secret that ESO or VSO syncs from a vault-kv target.
+
+The External Secrets Operator (an ``ExternalSecret``) or the Vault Secrets Operator (a
+``VaultStaticSecret``) copies the value the rotator pushed to Vault into a Secret, on its own
+refresh schedule. The workloads reading that Secret can only switch once the copy happened, so
+this consumer is the evidence for it: it GETs the Secret, base64-decodes ``data[key]`` and
+compares the value's :func:`~rotator.secrets.fingerprint` with the fingerprint of the value the
+targets hold. Only fingerprints are compared, shown and logged, never the value.
+
+=================================  =========================================================
+what the Secret holds              state
+=================================  =========================================================
+the request's fingerprint          ``switched`` — "synced: holds sha256:…"
+no Secret, no key, an empty value  ``pending`` — "not synced yet: …"
+another value                      ``pending`` — "still holds sha256:<other>"
+bytes that are not UTF-8 text      ``pending`` — "holds a value that is not UTF-8 text"
+=================================  =========================================================
+
+It never says ``needs-trigger``: the operator does the work, and the engine's
+``switch_timeout`` bounds the wait (a sync that never comes ends in a switch-timeout alert).
+:meth:`SyncedSecretConsumer.trigger` is therefore never called by the engine and, should it be,
+acts on nothing and returns the state unchanged. (Forcing a refresh, e.g. ESO's ``force-sync``
+annotation on the ``ExternalSecret``, would need write access to the operator's objects, which a
+consumer that only reads is better off without.)
+
+The ``done`` list of the targets' metadata is ignored: the Secret itself is the evidence, read
+again on every run.
+
+Errors reading the Secret are translated in one place, :func:`map_error`::
+
+    404 ..................................... not an error: "not synced yet"
+    401, 403 ................................ TargetForbidden (verb, resource, namespace)
+    429, 5xx ................................ TargetUnavailable (``delay`` from Retry-After)
+    urllib3 errors (refused, reset, DNS,
+      timeouts), TLS failures ............... TargetUnavailable
+    other 4xx ............................... TargetInvalid
+    kubeconfig credential refresh failed .... TargetForbidden
+
+Messages carry the API server's Status ``message`` (which names objects and users, never Secret
+data) passed through :func:`rotator.secrets.redact`, never a response body; the client's
+exceptions are dropped from the chain (``from None``) because their text holds the whole body.
+Every call passes ``_request_timeout``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, Final, Literal
+
+import urllib3.exceptions
+from kubernetes.client.exceptions import ApiException
+from kubernetes.config.config_exception import ConfigException
+
+from rotator.consumers.base import SwitchPhase, SwitchRequest, SwitchState
+from rotator.errors import TargetError, TargetForbidden, TargetInvalid, TargetUnavailable
+from rotator.kube import KubeClients
+from rotator.secrets import fingerprint, redact
+
+#: Longest API server Status message quoted in an error.
+_MAX_MESSAGE: Final = 300
+_RESOURCE: Final = "secrets"
+
+
+class SyncedSecretConsumer:
+    """A data key of a Secret an operator syncs from Vault; switched once it holds the value."""
+
+    def __init__(
+        self,
+        clients: KubeClients,
+        *,
+        namespace: str,
+        name: str,
+        key: str,
+        context: str | None = None,
+    ) -> None:
+        self.clients = clients
+        self.namespace = namespace
+        self.name = name
+        self.key = key
+        self.context = context
+
+    # -- Consumer protocol ---------------------------------------------------------------------
+
+    @property
+    def id(self) -> str:
+        """``synced-secret:context/namespace/name[key]`` (context ``default`` when unset)."""
+        return f"synced-secret:{self.context or 'default'}/{self.namespace}/{self.name}[{self.key}]"
+
+    @property
+    def plan_action(self) -> Literal["restart", "await"]:
+        """How rotation plans list this consumer."""
+        return "await"
+
+    def describe(self) -> str:
+        """One line for plans and logs."""
+        return (
+            f"Secret {self.namespace}/{self.name} key {self.key} synced by ESO/VSO "
+            f"(context {self.context or 'default'})"
+        )
+
+    def observe(self, request: SwitchRequest, done: frozenset[str]) -> list[SwitchState]:
+        """GET the Secret and compare the fingerprint of ``data[key]`` with the request's.
+
+        ``done`` is ignored (the Secret is the evidence). Raises a
+        :class:`~rotator.errors.TargetError` when the Secret cannot be read.
+        """
+        secret = self._get()
+        where = f"Secret {self.namespace}/{self.name}"
+        if secret is None:
+            return [self._state("pending", f"not synced yet: {where} not found")]
+        raw = (secret.data or {}).get(self.key)
+        if not raw:
+            return [self._state("pending", f"not synced yet: {where} has no value for {self.key}")]
+        try:
+            text = base64.b64decode(raw, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return [
+                self._state(
+                    "pending", f"{where} key {self.key} holds a value that is not UTF-8 text"
+                )
+            ]
+        held = fingerprint(text)
+        if held == request.fingerprint:
+            return [self._state("switched", f"synced: holds {held}")]
+        return [self._state("pending", f"still holds {held}, waiting for {request.fingerprint}")]
+
+    def trigger(self, state: SwitchState, requests: Sequence[SwitchRequest]) -> SwitchState:
+        """Do nothing and return ``state``: the operator syncs on its own (see module docstring)."""
+        return state
+
+    # -- internals -------------------------------------------------------------------------------
+
+    def _state(self, phase: SwitchPhase, reason: str) -> SwitchState:
+        return SwitchState(id=self.id, phase=phase, reason=reason)
+
+    def _get(self) -> Any:
+        """The Secret, or None when it (or its namespace) does not exist."""
+        with self._translated("get"):
+            try:
+                return self.clients.core(self.context).read_namespaced_secret(
+                    self.name, self.namespace, _request_timeout=self.clients.request_timeout
+                )
+            except ApiException as exc:
+                # The operator has not created it yet: waiting, not failing.
+                if exc.status == 404:
+                    return None
+                raise
+
+    @contextmanager
+    def _translated(self, verb: str) -> Iterator[None]:
+        try:
+            yield
+        except (ApiException, urllib3.exceptions.HTTPError, ConfigException) as exc:
+            raise map_error(
+                exc,
+                where=self.id,
+                verb=verb,
+                namespace=self.namespace,
+                timeout=self.clients.request_timeout,
+            ) from None
+
+
+def map_error(
+    exc: BaseException, *, where: str, verb: str, namespace: str, timeout: float
+) -> TargetError:
+    """Translate a kubernetes-client or urllib3 failure reading a Secret into the error tree.
+
+    The one place this module does so (see the module docstring for the table). ``where`` is
+    the consumer id the message starts with. A 404 is handled by the caller (not an error).
+    """
+    call = f"{verb} {_RESOURCE} in namespace {namespace}"
+    if isinstance(exc, ConfigException):
+        return TargetForbidden(f"{where}: cannot obtain Kubernetes credentials: {exc}")
+    if isinstance(exc, urllib3.exceptions.HTTPError):
+        return TargetUnavailable(f"{where}: cannot {call}: {_transport_problem(exc, timeout)}")
+    if not isinstance(exc, ApiException):
+        return TargetUnavailable(f"{where}: cannot {call}: {type(exc).__name__}")
+    status = exc.status or 0
+    body = _status_body(exc)
+    message = str(body.get("message") or "")
+    said = f": {_quote(message)}" if message else ""
+    if status == 0:
+        # The client raises status 0 for TLS failures it caught itself.
+        lines = str(exc.reason or "").splitlines()
+        detail = " ".join(lines[1:2]) or (lines[0] if lines else "no response")
+        return TargetUnavailable(f"{where}: cannot {call}: TLS or transport failure: {detail}")
+    if status == 401:
+        return TargetForbidden(
+            f"{where}: cannot {call}: unauthorized (401), the API server did not accept our "
+            "credentials"
+        )
+    if status == 403:
+        return TargetForbidden(f"{where}: forbidden (403) to {call}{said}")
+    if status == 429 or status >= 500:
+        return TargetUnavailable(
+            f"{where}: cannot {call}: API server answered {status}{said}",
+            delay=_retry_after(exc),
+        )
+    reason = body.get("reason") or exc.reason or "refused"
+    return TargetInvalid(f"{where}: cannot {call}: rejected ({status} {reason}){said}")
+
+
+def _status_body(exc: ApiException) -> dict[str, Any]:
+    """The Kubernetes Status of an error answer, or {} when the body is not one."""
+    try:
+        body = json.loads(exc.body or "")
+    except (TypeError, ValueError):
+        return {}
+    return body if isinstance(body, dict) and body.get("kind") == "Status" else {}
+
+
+def _quote(message: str) -> str:
+    text = redact(" ".join(message.split()))
+    return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 3] + "..."
+
+
+def _retry_after(exc: ApiException) -> float | None:
+    headers = exc.headers or {}
+    try:
+        return float(str(headers.get("Retry-After")))
+    except (TypeError, ValueError):
+        return None
+
+
+def _transport_problem(exc: urllib3.exceptions.HTTPError, timeout: float) -> str:
+    """What went wrong below HTTP, without the URL-and-object noise of urllib3's messages."""
+    cause: BaseException = exc
+    if isinstance(exc, urllib3.exceptions.MaxRetryError) and exc.reason is not None:
+        cause = exc.reason
+    # NewConnectionError subclasses ConnectTimeoutError (urllib3 2.x): test it first.
+    if isinstance(cause, urllib3.exceptions.NameResolutionError):
+        return "API server host name does not resolve"
+    if isinstance(cause, urllib3.exceptions.NewConnectionError):
+        return "cannot connect to the API server: " + str(cause).rsplit(": ", 1)[-1]
+    if isinstance(cause, urllib3.exceptions.TimeoutError):
+        return f"no answer within {timeout:g}s"
+    if isinstance(cause, urllib3.exceptions.SSLError):
+        return "TLS handshake failed"
+    if isinstance(cause, urllib3.exceptions.ProtocolError):
+        return "connection lost before the API server answered"
+    return f"transport failure ({type(cause).__name__})"
