@@ -19,6 +19,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check rotator tests bench
 	$(BIN)/ruff format --check rotator tests bench
 	$(BIN)/mypy
+	$(BIN)/hadolint Dockerfile
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

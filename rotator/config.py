@@ -677,6 +677,10 @@ class Schedule(_Model):
     """Time between runs (1h when neither interval nor cron is given)."""
     cron: CronExpression | None = None
     """Crontab expression (UTC) of the runs, instead of interval."""
+    jitter: Duration = timedelta(seconds=30)
+    """Random delay added to each scheduled run, so many keys and replicas spread their load."""
+    recheck: PositiveDuration = timedelta(minutes=1)
+    """While consumers switch over (or a failed run retries), check this often instead."""
 
     @model_validator(mode="before")
     @classmethod
@@ -1358,6 +1362,15 @@ def _overlaps(first: str, second: str) -> bool:
     return first.startswith(second + ".") or second.startswith(first + ".")
 
 
+class HistorySettings(_Model):
+    """The audit history: every action and outcome appended as JSON lines (optional)."""
+
+    path: ConfigPath | None = None
+    """JSON-lines file; null keeps no history (the daemon needs no writable disk)."""
+    max_bytes: Annotated[int, Field(gt=0)] = 10 * 1024 * 1024
+    """When the file grows past this it is rotated once to <path>.1."""
+
+
 class RotatorConfig(_Model):
     """The whole configuration file."""
 
@@ -1377,6 +1390,8 @@ class RotatorConfig(_Model):
     """The daemon's HTTP endpoints."""
     leader_election: LeaderElectionSettings = Field(default_factory=LeaderElectionSettings)
     """Leader election between replicas."""
+    history: HistorySettings = Field(default_factory=HistorySettings)
+    """Audit history of actions and outcomes (rotator history)."""
     source: SkipJsonSchema[Path | None] = Field(default=None, exclude=True)
     """The file this configuration was loaded from (set by load_config, not by users)."""
 

@@ -39,6 +39,7 @@ A missing or invalid kubeconfig, an unknown context, or an incomplete in-cluster
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from collections.abc import Mapping
@@ -46,15 +47,18 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, Self
 
+import urllib3
 import yaml
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
+from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 from kubernetes.config.incluster_config import InClusterConfigLoader
 from kubernetes.config.kube_config import ConfigNode, KubeConfigMerger
 from urllib3.util.retry import Retry
 
 from rotator.errors import ConfigError
+from rotator.secrets import redact
 
 #: Seconds every Kubernetes API call may take before it fails (connect + read, per attempt).
 DEFAULT_REQUEST_TIMEOUT: Final = 10.0
@@ -277,3 +281,55 @@ def _config_problem(exc: BaseException) -> str:
     if isinstance(exc, ConfigException):
         return str(exc)
     return f"not a kubeconfig ({type(exc).__name__})"
+
+
+# -- error answers: shared by every adapter that talks to the API server ---------------------
+
+#: Longest Status message quoted in one of our errors.
+MAX_STATUS_MESSAGE: Final = 300
+
+
+def status_body(exc: ApiException) -> dict[str, Any]:
+    """The Kubernetes Status of an error answer, or {} when the body is not one."""
+    try:
+        body = json.loads(exc.body or "")
+    except (TypeError, ValueError):
+        return {}
+    return body if isinstance(body, dict) and body.get("kind") == "Status" else {}
+
+
+def quote_status(message: Any) -> str:
+    """A Status message fit to quote: one line, known secrets masked, shortened."""
+    text = redact(" ".join(str(message).split()))
+    if len(text) <= MAX_STATUS_MESSAGE:
+        return text
+    return text[: MAX_STATUS_MESSAGE - 3] + "..."
+
+
+def retry_after(exc: ApiException) -> float | None:
+    """The Retry-After hint of an error answer, in seconds."""
+    headers = exc.headers or {}
+    try:
+        return float(str(headers.get("Retry-After")))
+    except (TypeError, ValueError):
+        return None
+
+
+def transport_problem(exc: urllib3.exceptions.HTTPError, timeout: float) -> str:
+    """What went wrong below HTTP, without the URL-and-object noise of urllib3's messages."""
+    cause: BaseException = exc
+    if isinstance(exc, urllib3.exceptions.MaxRetryError) and exc.reason is not None:
+        cause = exc.reason
+    # NewConnectionError subclasses ConnectTimeoutError (urllib3 2.x): test it first.
+    if isinstance(cause, urllib3.exceptions.NameResolutionError):
+        return "API server host name does not resolve"
+    if isinstance(cause, urllib3.exceptions.NewConnectionError):
+        # "<connection>: Failed to establish a new connection: [Errno 111] Connection refused"
+        return "cannot connect to the API server: " + str(cause).rsplit(": ", 1)[-1]
+    if isinstance(cause, urllib3.exceptions.TimeoutError):
+        return f"no answer within {timeout:g}s"
+    if isinstance(cause, urllib3.exceptions.SSLError):
+        return "TLS handshake failed"
+    if isinstance(cause, urllib3.exceptions.ProtocolError):
+        return "connection lost before the API server answered"
+    return f"transport failure ({type(cause).__name__})"

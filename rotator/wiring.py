@@ -168,6 +168,11 @@ def key_spec(
         targets=tuple(targets),
         adopt_key_id=key.adopt_key_id,
         consumers=tuple(consumers),
+        alert_before=policy.alert_before,
+        interval=policy.schedule.interval,
+        cron=policy.schedule.cron,
+        jitter=policy.schedule.jitter,
+        recheck=policy.schedule.recheck,
     )
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -11,8 +13,11 @@ from rotator.cli import EXIT_FAILED, CliState, cli, config_option
 from rotator.cli.lock import default_lock_path, run_lock
 from rotator.cli.output import emit_json
 from rotator.cli.report import Progress, render_text, report_document, status_table, summary_line
-from rotator.engine.model import KeyResult, RunReport
+from rotator.engine.model import KeyResult, KeySpec, RunReport
 from rotator.engine.run import observe_and_plan, run_once, utc_now
+
+if TYPE_CHECKING:
+    from rotator.config import RotatorConfig
 
 
 @cli.command()
@@ -57,6 +62,9 @@ def rotate(
             force=force,
             progress=Progress() if output == "text" else None,
         )
+        if not dry_run:
+            # Cron users get the same alerts and history as the daemon (a dry-run sends none).
+            _publish(config, specs, report)
     if output == "json":
         emit_json(report_document(report))
     else:
@@ -94,3 +102,24 @@ def status(ctx: click.Context, keys: tuple[str, ...], output: str) -> None:
         click.echo(summary_line(report).replace(" (dry-run: nothing was changed)", ""))
     if report.failed:
         ctx.exit(EXIT_FAILED)
+
+
+def _publish(config: RotatorConfig, specs: list[KeySpec], report: RunReport) -> None:
+    from rotator.alerts.dispatch import Alerter, build_hooks  # noqa: PLC0415
+    from rotator.history import History  # noqa: PLC0415
+    from rotator.notify import publish  # noqa: PLC0415
+
+    history = (
+        History(config.history.path, max_bytes=config.history.max_bytes)
+        if config.history.path is not None
+        else None
+    )
+    publish(
+        report,
+        specs,
+        alerter=Alerter(build_hooks(config.alerts), clock=utc_now),
+        history=history,
+        run_id=uuid.uuid4().hex[:12],
+        source="rotate",
+        now=utc_now(),
+    )

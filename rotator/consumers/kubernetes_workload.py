@@ -96,8 +96,7 @@ from rotator.errors import (
     TargetInvalid,
     TargetUnavailable,
 )
-from rotator.kube import KubeClients
-from rotator.secrets import redact
+from rotator.kube import KubeClients, quote_status, retry_after, status_body, transport_problem
 
 WorkloadKind = Literal["Deployment", "DaemonSet", "StatefulSet"]
 WorkloadAction = Literal["restart", "wait"]
@@ -120,8 +119,6 @@ LIST_PAGE_SIZE: Final = 500
 
 #: How long a caller should wait after losing every attempt to concurrent writers (seconds).
 _CONFLICT_DELAY: Final = 5.0
-#: Longest Status message quoted in an error.
-_MAX_MESSAGE: Final = 300
 _PATCH_CONTENT_TYPE: Final = "application/strategic-merge-patch+json"
 
 
@@ -717,14 +714,14 @@ def map_error(
     if isinstance(exc, urllib3.exceptions.HTTPError):
         return TargetUnavailable(
             f"{where}: cannot {verb} {resource} in namespace {namespace}: "
-            f"{_transport_problem(exc, timeout)}"
+            f"{transport_problem(exc, timeout)}"
         )
     if not isinstance(exc, ApiException):
         return TargetUnavailable(f"{where}: cannot {verb} {resource}: {type(exc).__name__}")
     status = exc.status or 0
-    body = _status_body(exc)
+    body = status_body(exc)
     message = str(body.get("message") or "")
-    said = f": {_quote(message)}" if message else ""
+    said = f": {quote_status(message)}" if message else ""
     call = f"{verb} {resource} in namespace {namespace}"
     if status == 0:
         # The client raises status 0 for TLS failures it caught itself.
@@ -747,48 +744,7 @@ def map_error(
     if status == 429 or status >= 500:
         return TargetUnavailable(
             f"{where}: cannot {call}: API server answered {status}{said}",
-            delay=_retry_after(exc),
+            delay=retry_after(exc),
         )
     reason = body.get("reason") or exc.reason or "refused"
     return TargetInvalid(f"{where}: cannot {call}: rejected ({status} {reason}){said}")
-
-
-def _status_body(exc: ApiException) -> dict[str, Any]:
-    """The Kubernetes Status of an error answer, or {} when the body is not one."""
-    try:
-        body = json.loads(exc.body or "")
-    except (TypeError, ValueError):
-        return {}
-    return body if isinstance(body, dict) and body.get("kind") == "Status" else {}
-
-
-def _quote(message: Any) -> str:
-    text = redact(" ".join(str(message).split()))
-    return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 3] + "..."
-
-
-def _retry_after(exc: ApiException) -> float | None:
-    headers = exc.headers or {}
-    try:
-        return float(str(headers.get("Retry-After")))
-    except (TypeError, ValueError):
-        return None
-
-
-def _transport_problem(exc: urllib3.exceptions.HTTPError, timeout: float) -> str:
-    """What went wrong below HTTP, without the URL-and-object noise of urllib3's messages."""
-    cause: BaseException = exc
-    if isinstance(exc, urllib3.exceptions.MaxRetryError) and exc.reason is not None:
-        cause = exc.reason
-    # NewConnectionError subclasses ConnectTimeoutError (urllib3 2.x): test it first.
-    if isinstance(cause, urllib3.exceptions.NameResolutionError):
-        return "API server host name does not resolve"
-    if isinstance(cause, urllib3.exceptions.NewConnectionError):
-        return "cannot connect to the API server: " + str(cause).rsplit(": ", 1)[-1]
-    if isinstance(cause, urllib3.exceptions.TimeoutError):
-        return f"no answer within {timeout:g}s"
-    if isinstance(cause, urllib3.exceptions.SSLError):
-        return "TLS handshake failed"
-    if isinstance(cause, urllib3.exceptions.ProtocolError):
-        return "connection lost before the API server answered"
-    return f"transport failure ({type(cause).__name__})"

@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import structlog
 
@@ -71,9 +71,15 @@ class _Applied:
 class Applier:
     """Executes the actions of key plans against StackState, the targets and the consumers."""
 
-    def __init__(self, client: StackStateClient, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        client: StackStateClient,
+        clock: Callable[[], datetime],
+        guard: Callable[[], bool] | None = None,
+    ) -> None:
         self._client = client
         self._clock = clock
+        self._guard = guard or (lambda: True)
 
     # -- per key -------------------------------------------------------------------------------
 
@@ -85,10 +91,17 @@ class Applier:
         """Apply every plan, then fire the consumer triggers they collected, coalesced."""
         applied = []
         for index, (observed, plan) in enumerate(planned, start=1):
-            applied.append(self._apply(observed, plan))
+            if self._guard():
+                applied.append(self._apply(observed, plan))
+            else:
+                log.warning("key.skipped", key=plan.key, reason="guard refused (leadership)")
+                applied.append(
+                    _Applied(KeyResult(plan, "unchanged", "not applied: leadership lost"), [])
+                )
             if progress is not None:
                 progress(index, len(planned), applied[-1].result)
-        self._fire(applied, [observed for observed, _ in planned])
+        if self._guard():
+            self._fire(applied, [observed for observed, _ in planned])
         return [a.result for a in applied]
 
     def _apply(self, observed: ObservedKey, plan: KeyPlan) -> _Applied:
@@ -123,8 +136,8 @@ class Applier:
         if plan.decision == "switch":
             return self._switch(observed, plan)
         if plan.decision == "revoke":
-            self._revoke(observed, plan)
-            return _Applied(KeyResult(plan, "revoked"), [])
+            took = self._revoke(observed, plan)
+            return _Applied(KeyResult(plan, "revoked", switch_duration=took), [])
         # ok / blocked plans may still carry sweep actions.
         return _Applied(KeyResult(plan, "unchanged"), [])
 
@@ -342,7 +355,9 @@ class Applier:
 
     # -- revoke and sweep ------------------------------------------------------------------------
 
-    def _revoke(self, observed: ObservedKey, plan: KeyPlan) -> None:
+    def _revoke(self, observed: ObservedKey, plan: KeyPlan) -> timedelta:
+        """Delete the previous key if the plan says so and record the switch; returns how
+        long the switch-over took."""
         held = observed.held_metadata()
         assert held is not None
         revoked = held.previous_revoked
@@ -362,6 +377,7 @@ class Applier:
             ),
         )
         log.info("key.revoked", key=plan.key, previous=held.previous_key_id, deleted=revoked)
+        return (held.switched_at or self._clock()) - held.rotated_at
 
     def _sweep(self, plan: KeyPlan) -> int:
         swept = 0

@@ -39,6 +39,14 @@ class KeySpec:
     targets: tuple[Target, ...]
     adopt_key_id: int | None = None
     consumers: tuple[Consumer, ...] = ()
+    #: Raise key_expiring when the key in use expires within this and was not replaced.
+    alert_before: timedelta = timedelta(days=7)
+    #: The daemon's schedule: every ``interval`` or at ``cron`` times, plus up to ``jitter``.
+    interval: timedelta | None = timedelta(hours=1)
+    cron: str | None = None
+    jitter: timedelta = timedelta(0)
+    #: How often to look while a switch-over is in progress or after a failure.
+    recheck: timedelta = timedelta(minutes=1)
 
     @property
     def window_margin(self) -> timedelta:
@@ -150,6 +158,8 @@ class KeyResult:
     outcome: Outcome
     error: str | None = None
     new_key: ApiKey | None = None
+    #: For a revocation: how long the switch-over took (push to every consumer switched).
+    switch_duration: timedelta | None = None
 
 
 @dataclass(frozen=True)

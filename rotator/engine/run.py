@@ -52,8 +52,13 @@ def run_once(
     force: bool = False,
     clock: Callable[[], datetime] = utc_now,
     progress: ProgressCallback | None = None,
+    guard: Callable[[], bool] | None = None,
 ) -> RunReport:
-    """Observe, plan and — unless ``dry_run`` — apply, for every spec; never raises per key."""
+    """Observe, plan and — unless ``dry_run`` — apply, for every spec; never raises per key.
+
+    ``guard`` is asked before each key's actions (and before consumer triggers); when it says
+    no — leadership lost, shutdown — the remaining keys are left untouched for the next run.
+    """
     started = clock()
     log.info("run.started", keys=len(specs), dry_run=dry_run, force=force)
     planned = observe_and_plan(specs, client, now=started, force=force)
@@ -68,7 +73,7 @@ def run_once(
             for index, result in enumerate(results, start=1):
                 progress(index, len(results), result)
     else:
-        results = Applier(client, clock).apply_all(planned, progress)
+        results = Applier(client, clock, guard).apply_all(planned, progress)
     report = RunReport(dry_run=dry_run, started_at=started, results=tuple(results))
     log.info(
         "run.finished",

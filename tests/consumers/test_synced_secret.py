@@ -19,7 +19,7 @@ from rotator.consumers.synced_secret import SyncedSecretConsumer, map_error
 from rotator.errors import TargetForbidden, TargetInvalid, TargetUnavailable
 from rotator.kube import KubeClients
 from rotator.sandbox.kubernetes import KubernetesEmulator
-from rotator.secrets import Secret
+from rotator.secrets import Secret, register_secret
 
 NAMESPACE = "apps"
 NAME = "agent-key"
@@ -306,6 +306,8 @@ class TestMapError:
 
     def test_status_message_is_redacted(self) -> None:
         """A registered value inside a Status message is masked."""
+        # Other tests reset the process-wide registry; register this value here explicitly.
+        register_secret(NEW.reveal())
         body = {"kind": "Status", "message": f"bad value {NEW.reveal()}", "code": 403}
         text = str(mapped(api_exception(403, body)))
         assert "bad value" in text

@@ -45,6 +45,8 @@ class World:
     run_cli: CliRunner
     defaults: dict[str, Any] = field(default_factory=dict)
     keys: list[dict[str, Any]] = field(default_factory=list)
+    #: Further top-level sections (server, leader_election, alerts, history).
+    sections: dict[str, Any] = field(default_factory=dict)
 
     @property
     def config_path(self) -> Path:
@@ -105,6 +107,7 @@ class World:
             },
             "defaults": {"grace_period": "0s", "switch_timeout": "5m", **self.defaults},
             "keys": self.keys,
+            **self.sections,
         }
         self.config_path.write_text(yaml.safe_dump(document, sort_keys=False))
         return self.config_path

@@ -1,0 +1,257 @@
+"""The dispatcher: which hook gets which alert, how often, with retries, never raising.
+
+:meth:`Alerter.notify` takes one :class:`~rotator.alerts.event.Alert` and:
+
+1. **Routes** it to every hook whose ``events`` list the alert's event.
+2. **Deduplicates** per (hook, dedup key, event): an alert the hook was already sent is sent
+   again only once the hook's ``repeat_interval`` has passed (an ongoing problem reminds, it
+   does not flood). ``rotation_succeeded`` is never deduplicated: each one is a new fact.
+   A ``recovered`` alert is sent to a hook only while a failure of the class it resolves was
+   sent to that hook and not yet resolved; once it is delivered, the hook's state for that
+   dedup key is cleared, so the next failure is sent at once. Healthy runs (which raise
+   ``recovered`` for every key) thus send nothing.
+3. **Delivers** to the due hooks concurrently, each in its own thread with its own deadline, so
+   a slow or dead hook never delays the others by more than its own deadline. Each delivery is
+   tried up to ``retries`` times with ``backoff`` between attempts, and stops early when the
+   next attempt could not start before the hook's deadline (default: ``retries`` x the hook's
+   timeout). Errors marked not retryable (HTTP 4xx other than 408/425/429, a missing program)
+   are not tried again.
+4. **Reports** each hook's outcome through ``on_result(hook name, result)`` for metrics:
+   ``sent``, ``failed`` (every attempt failed; logged, never raised) or ``suppressed`` (held
+   back by ``repeat_interval``). A ``recovered`` with nothing to resolve is not an alert and is
+   not reported.
+
+A failed delivery is not remembered as sent: the next ``notify`` of the same problem tries it
+again, whatever the ``repeat_interval``.
+
+The state is in memory only: after a restart an ongoing problem is sent once more, and a
+``recovered`` for a problem sent before the restart is not sent (PagerDuty and Alertmanager
+incidents opened before it are then resolved by hand, or by Alertmanager once the alert's hold
+ends). One-shot ``rotate`` runs start with an empty state each time.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
+from typing import Final, Literal
+
+import structlog
+
+from rotator.alerts.alertmanager import AlertmanagerHook
+from rotator.alerts.base import AlertDeliveryError, AlertHook
+from rotator.alerts.command import CommandHook
+from rotator.alerts.event import Alert
+from rotator.alerts.pagerduty import PagerDutyHook
+from rotator.alerts.slack import SlackHook
+from rotator.alerts.webhook import WebhookHook
+from rotator.config import (
+    AlertEvent,
+    AlertmanagerAlert,
+    CommandAlert,
+    PagerDutyAlert,
+    SlackAlert,
+    WebhookAlert,
+)
+from rotator.secrets import redact
+
+log = structlog.get_logger(__name__)
+
+#: The configuration model of one hook (an entry of ``alerts:``).
+HookConfig = WebhookAlert | SlackAlert | PagerDutyAlert | AlertmanagerAlert | CommandAlert
+
+Result = Literal["sent", "failed", "suppressed"]
+#: ``on_result(hook name, result)``.
+ResultCallback = Callable[[str, Result], None]
+#: Seconds to wait before attempt ``n + 1`` after attempt ``n`` (1-based) failed.
+Backoff = Callable[[int], float]
+
+DEFAULT_RETRIES: Final = 3
+
+
+def exponential_backoff(base: float = 1.0, cap: float = 30.0) -> Backoff:
+    """``base``, 2 x ``base``, 4 x ``base``, ... seconds, at most ``cap``."""
+
+    def delay(attempt: int) -> float:
+        return float(min(cap, base * 2 ** (attempt - 1)))
+
+    return delay
+
+
+#: 1 s, 2 s, 4 s, ... at most 30 s.
+DEFAULT_BACKOFF: Final = exponential_backoff()
+
+
+def hook_name(config: HookConfig, index: int) -> str:
+    """The configured name, or ``<type>[<index>]``."""
+    return config.name or f"{config.type}[{index}]"
+
+
+def build_hook(config: HookConfig, index: int) -> AlertHook:
+    """The hook instance for one ``alerts:`` entry (secrets revealed only into the hook)."""
+    name = hook_name(config, index)
+    timeout = config.timeout.total_seconds()
+    if isinstance(config, WebhookAlert):
+        secret = config.hmac_secret.get_secret_value() if config.hmac_secret else None
+        headers = {key: value.get_secret_value() for key, value in config.headers.items()}
+        return WebhookHook(name, config.url, timeout=timeout, hmac_secret=secret, headers=headers)
+    if isinstance(config, SlackAlert):
+        if config.webhook_url is None:  # the config model rejects this already
+            raise ValueError(f"slack hook {name}: webhook_url is missing")
+        return SlackHook(name, config.webhook_url.get_secret_value(), timeout=timeout)
+    if isinstance(config, PagerDutyAlert):
+        if config.routing_key is None:  # the config model rejects this already
+            raise ValueError(f"pagerduty hook {name}: routing_key is missing")
+        return PagerDutyHook(
+            name, config.routing_key.get_secret_value(), url=config.url, timeout=timeout
+        )
+    if isinstance(config, AlertmanagerAlert):
+        # Twice the repeat interval: a firing alert outlives the gap until its next re-send.
+        return AlertmanagerHook(name, config.url, timeout=timeout, hold=config.repeat_interval * 2)
+    return CommandHook(name, config.command, timeout=timeout)
+
+
+def build_hooks(configs: Sequence[HookConfig]) -> list[tuple[HookConfig, AlertHook]]:
+    """Each ``alerts:`` entry paired with its hook instance, in configuration order."""
+    return [(config, build_hook(config, index)) for index, config in enumerate(configs)]
+
+
+class Alerter:
+    """Sends alerts to the configured hooks: routed, deduplicated, retried, never raising."""
+
+    def __init__(
+        self,
+        hooks: Sequence[tuple[HookConfig, AlertHook]],
+        *,
+        clock: Callable[[], datetime],
+        retries: int = DEFAULT_RETRIES,
+        backoff: Backoff = DEFAULT_BACKOFF,
+        deadline: timedelta | None = None,
+        on_result: ResultCallback | None = None,
+    ) -> None:
+        """``retries`` is the number of attempts per delivery (at least 1); ``deadline`` bounds
+        one hook's delivery including retries (default: ``retries`` x the hook's timeout);
+        ``clock`` is the UTC wall clock that ``repeat_interval`` is measured with.
+        """
+        if retries < 1:
+            raise ValueError(f"retries must be at least 1, not {retries}")
+        self._hooks = list(hooks)
+        self._clock = clock
+        self._retries = retries
+        self._backoff = backoff
+        self._deadline = deadline
+        self._on_result = on_result
+        self._lock = threading.Lock()
+        # (hook index, dedup key, event) -> when it was last delivered. The index, not the
+        # name, so that two hooks configured with one name keep separate state.
+        self._sent: dict[tuple[int, str, AlertEvent], datetime] = {}
+
+    def notify(self, alert: Alert) -> None:
+        """Send ``alert`` to every hook that is due for it; never raises for a hook's failure."""
+        now = self._clock()
+        due: list[tuple[int, HookConfig, AlertHook]] = []
+        for index, (config, hook) in enumerate(self._hooks):
+            if alert.event not in config.events:
+                continue
+            verdict = self._decide(index, config, alert, now)
+            if verdict == "send":
+                due.append((index, config, hook))
+            elif verdict == "suppressed":
+                log.debug(
+                    "alert.suppressed",
+                    hook=hook.name,
+                    alert_event=str(alert.event),
+                    dedup_key=alert.dedup_key,
+                )
+                self._report(hook.name, "suppressed")
+        if not due:
+            return
+        if len(due) == 1:
+            outcomes = [self._deliver(due[0][1], due[0][2], alert)]
+        else:
+            with ThreadPoolExecutor(max_workers=len(due), thread_name_prefix="alert") as pool:
+                outcomes = list(pool.map(lambda d: self._deliver(d[1], d[2], alert), due))
+        for (index, _config, hook), delivered in zip(due, outcomes, strict=True):
+            if delivered:
+                self._remember(index, alert, self._clock())
+            self._report(hook.name, "sent" if delivered else "failed")
+
+    # -- deduplication ---------------------------------------------------------------------------
+
+    def _decide(
+        self, index: int, config: HookConfig, alert: Alert, now: datetime
+    ) -> Literal["send", "suppressed", "nothing"]:
+        """Whether the hook gets the alert now, is held back, or has nothing to resolve."""
+        if alert.event is AlertEvent.ROTATION_SUCCEEDED:
+            return "send"
+        with self._lock:
+            if alert.event is AlertEvent.RECOVERED:
+                open_ = any(i == index and k == alert.dedup_key for i, k, _ in self._sent)
+                return "send" if open_ else "nothing"
+            last = self._sent.get((index, alert.dedup_key, alert.event))
+        if last is None or now - last >= config.repeat_interval:
+            return "send"
+        return "suppressed"
+
+    def _remember(self, index: int, alert: Alert, now: datetime) -> None:
+        """Record a delivery; a delivered ``recovered`` clears its dedup key's state."""
+        if alert.event is AlertEvent.ROTATION_SUCCEEDED:
+            return
+        with self._lock:
+            if alert.event is AlertEvent.RECOVERED:
+                for entry in [e for e in self._sent if e[0] == index and e[1] == alert.dedup_key]:
+                    del self._sent[entry]
+            else:
+                self._sent[(index, alert.dedup_key, alert.event)] = now
+
+    # -- delivery --------------------------------------------------------------------------------
+
+    def _deliver(self, config: HookConfig, hook: AlertHook, alert: Alert) -> bool:
+        """Try the hook until it succeeds, attempts run out or its deadline would pass."""
+        budget = self._deadline or config.timeout * self._retries
+        deadline = time.monotonic() + budget.total_seconds()
+        facts = {
+            "hook": hook.name,
+            "alert_event": str(alert.event),
+            "managed_key": alert.managed_key,
+            "dedup_key": alert.dedup_key,
+        }
+        reason = "not attempted"
+        attempt = 0
+        while attempt < self._retries:
+            attempt += 1
+            try:
+                hook.send(alert)
+            except AlertDeliveryError as exc:
+                reason = redact(str(exc))
+                if not exc.retry:
+                    break
+            except Exception as exc:  # noqa: BLE001 - a hook's bug must never stop a rotation
+                # The type only: the message of an unexpected error may quote anything.
+                reason = f"{hook.name}: unexpected {type(exc).__name__}"
+                break
+            else:
+                log.info("alert.sent", **facts, attempts=attempt)
+                return True
+            if attempt >= self._retries:
+                break
+            delay = max(0.0, self._backoff(attempt))
+            if time.monotonic() + delay >= deadline:
+                reason += " (deadline reached)"
+                break
+            log.debug("alert.retry", **facts, attempt=attempt, delay_s=delay, error=reason)
+            time.sleep(delay)
+        log.warning("alert.failed", **facts, attempts=attempt, error=reason)
+        return False
+
+    def _report(self, hook: str, result: Result) -> None:
+        """Tell ``on_result``; a failing metrics callback must not break alerting either."""
+        if self._on_result is None:
+            return
+        try:
+            self._on_result(hook, result)
+        except Exception:  # metrics are best effort: never let them break alerting
+            log.exception("alert.on_result_failed", hook=hook, result=result)

@@ -1,0 +1,175 @@
+"""From run results to alerts: which events a managed key's run raises.
+
+Events (``rotator.config.AlertEvent``):
+
+- ``rotation_failed`` — the key failed (any step but a switch timeout);
+- ``switch_timeout`` — consumers did not switch within ``switch_timeout`` (old key kept);
+- ``key_expired`` — the key in use is expired and was not replaced in this run;
+- ``key_expiring`` — the key in use expires within ``alert_before`` and no rotation succeeded;
+- ``recovered`` — the key is healthy again: resolves the failure and expiry classes (hooks
+  only send it where a failure of that class was sent, so PagerDuty and Alertmanager
+  incidents close);
+- ``rotation_succeeded`` — a new key was pushed or an old one revoked (optional, off by default).
+
+The same function serves the daemon and one-shot ``rotate`` runs, so cron users get the same
+alerts. Deduplication and repeat intervals are the dispatcher's job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+
+from rotator.alerts.dispatch import Alerter
+from rotator.alerts.event import Alert
+from rotator.config import AlertEvent
+from rotator.engine.model import KeyResult, KeySpec, RunReport
+from rotator.history import History
+from rotator.metrics import failed_step
+
+
+def alerts_for(
+    result: KeyResult, *, alert_before: timedelta, now: datetime, run_id: str
+) -> list[Alert]:
+    """The alerts one managed key's result raises (possibly none)."""
+    plan = result.plan
+    current = plan.current
+    expiration = current.expiration if current is not None else None
+    new_key = result.new_key
+
+    def alert(
+        event: AlertEvent, summary: str, *, step: str | None = None, resolves: str | None = None
+    ) -> Alert:
+        key = new_key if new_key is not None else None
+        return Alert(
+            event=event,
+            managed_key=plan.key,
+            kind=plan.kind,
+            key_id=key.id if key is not None else (current.id if current else None),
+            key_name=key.name if key is not None else (current.name if current else None),
+            expires_at=key.expiration if key is not None else expiration,
+            step=step,
+            error=result.error,
+            run_id=run_id,
+            timestamp=now,
+            summary=summary,
+            resolves=resolves,
+        )
+
+    found: list[Alert] = []
+    replaced = result.outcome in ("rotated", "waiting", "revoked") and new_key is not None
+    if result.outcome == "failed":
+        if plan.reason.startswith("switch_timeout"):
+            found.append(
+                alert(
+                    AlertEvent.SWITCH_TIMEOUT,
+                    f"{plan.key}: consumers did not switch in time; previous key kept",
+                    step="switch",
+                )
+            )
+        else:
+            step = failed_step(result)
+            found.append(
+                alert(
+                    AlertEvent.ROTATION_FAILED,
+                    f"{plan.key}: {step} failed: {result.error or plan.reason}",
+                    step=step,
+                )
+            )
+    else:
+        found.append(alert(AlertEvent.RECOVERED, f"{plan.key}: healthy again", resolves="failure"))
+    if expiration is not None and not replaced:
+        left = expiration - now
+        if left <= timedelta(0):
+            found.append(
+                alert(
+                    AlertEvent.KEY_EXPIRED,
+                    f"{plan.key}: the key in use expired at {expiration:%Y-%m-%d %H:%M}Z",
+                )
+            )
+        elif left <= alert_before:
+            found.append(
+                alert(
+                    AlertEvent.KEY_EXPIRING,
+                    f"{plan.key}: the key in use expires at {expiration:%Y-%m-%d %H:%M}Z and has "
+                    "not been replaced",
+                )
+            )
+        else:
+            found.append(
+                alert(AlertEvent.RECOVERED, f"{plan.key}: expiry is far", resolves="expiry")
+            )
+    elif replaced:
+        found.append(alert(AlertEvent.RECOVERED, f"{plan.key}: replaced", resolves="expiry"))
+    if result.outcome in ("rotated", "revoked"):
+        found.append(
+            alert(AlertEvent.ROTATION_SUCCEEDED, f"{plan.key}: {plan.decision} {result.outcome}")
+        )
+    return found
+
+
+def alerts_for_all(
+    results: Iterable[tuple[KeyResult, timedelta]], *, now: datetime, run_id: str
+) -> list[Alert]:
+    """Alerts of several keys' results, each with its own ``alert_before``."""
+    return [
+        a
+        for result, alert_before in results
+        for a in alerts_for(result, alert_before=alert_before, now=now, run_id=run_id)
+    ]
+
+
+def config_invalid(message: str, *, now: datetime, run_id: str) -> Alert:
+    """The alert for a configuration that failed to (re)load."""
+    return Alert(
+        event=AlertEvent.CONFIG_INVALID,
+        managed_key=None,
+        kind=None,
+        key_id=None,
+        key_name=None,
+        expires_at=None,
+        step="config",
+        error=message,
+        run_id=run_id,
+        timestamp=now,
+        summary="the new configuration is invalid; the previous one keeps running",
+        resolves=None,
+    )
+
+
+def publish(
+    report: RunReport,
+    specs: Sequence[KeySpec],
+    *,
+    alerter: Alerter,
+    history: History | None,
+    run_id: str,
+    source: str,
+    now: datetime,
+) -> None:
+    """After a run (daemon or one-shot): send its alerts and append it to the history."""
+    by_name = {s.name: s for s in specs}
+    for alert in alerts_for_all(
+        ((r, by_name[r.plan.key].alert_before) for r in report.results), now=now, run_id=run_id
+    ):
+        alerter.notify(alert)
+    if history is not None:
+        history.record(report, run_id=run_id, source=source)
+
+
+def config_recovered(*, now: datetime, run_id: str) -> Alert:
+    """Resolves an earlier ``config_invalid`` once a configuration loaded fine again."""
+    return Alert(
+        event=AlertEvent.RECOVERED,
+        managed_key=None,
+        kind=None,
+        key_id=None,
+        key_name=None,
+        expires_at=None,
+        step="config",
+        error=None,
+        run_id=run_id,
+        timestamp=now,
+        summary="the configuration loads again",
+        resolves="config",
+    )
