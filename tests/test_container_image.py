@@ -168,9 +168,7 @@ class TestDockerfile:
         labels = dockerfile.runtime.pairs("LABEL")
         for name in ("title", "description", "source", "licenses", "version"):
             assert labels.get(f"org.opencontainers.image.{name}"), name
-        assert (
-            labels["org.opencontainers.image.licenses"] == PYPROJECT["project"]["license"]["text"]
-        )
+        assert labels["org.opencontainers.image.licenses"] == PYPROJECT["project"]["license"]
         assert labels["org.opencontainers.image.version"] == "${VERSION}"
 
     def test_default_version_is_the_package_version(self, dockerfile: Dockerfile) -> None:
