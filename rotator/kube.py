@@ -57,7 +57,14 @@ from kubernetes.config.incluster_config import InClusterConfigLoader
 from kubernetes.config.kube_config import ConfigNode, KubeConfigMerger
 from urllib3.util.retry import Retry
 
-from rotator.errors import ConfigError
+from rotator.errors import (
+    ConfigError,
+    TargetConflict,
+    TargetError,
+    TargetForbidden,
+    TargetInvalid,
+    TargetUnavailable,
+)
 from rotator.secrets import redact
 
 #: Seconds every Kubernetes API call may take before it fails (connect + read, per attempt).
@@ -285,6 +292,9 @@ def _config_problem(exc: BaseException) -> str:
 
 # -- error answers: shared by every adapter that talks to the API server ---------------------
 
+#: Suggested wait after a 409 before the step is tried again (seconds).
+CONFLICT_DELAY: Final = 5.0
+
 #: Longest Status message quoted in one of our errors.
 MAX_STATUS_MESSAGE: Final = 300
 
@@ -333,3 +343,72 @@ def transport_problem(exc: urllib3.exceptions.HTTPError, timeout: float) -> str:
     if isinstance(cause, urllib3.exceptions.ProtocolError):
         return "connection lost before the API server answered"
     return f"transport failure ({type(cause).__name__})"
+
+
+def map_api_error(
+    exc: BaseException,
+    *,
+    where: str,
+    verb: str,
+    resource: str,
+    namespace: str,
+    timeout: float,
+) -> TargetError:
+    """Translate a kubernetes-client or urllib3 failure into the rotator's error tree.
+
+    The one translation every adapter talking to the API server uses (targets, consumers, the
+    Lease lock wraps it too). ``where`` is the adapter id the message starts with; ``verb``
+    and ``resource`` name the call. Messages quote at most the Status ``message`` (redacted),
+    never a response body, which may echo Secret data.
+
+    ==========================  ===========================================================
+    credentials cannot load     TargetForbidden
+    transport / TLS failure     TargetUnavailable
+    401, 403                    TargetForbidden
+    404                         TargetInvalid (a missing namespace is named as such)
+    409                         TargetConflict (retry after a short delay)
+    429, 5xx                    TargetUnavailable (``delay`` from Retry-After)
+    other 4xx (400, 422, ...)   TargetInvalid
+    ==========================  ===========================================================
+    """
+    if isinstance(exc, ConfigException):
+        return TargetForbidden(f"{where}: cannot obtain Kubernetes credentials: {exc}")
+    if isinstance(exc, urllib3.exceptions.HTTPError):
+        return TargetUnavailable(
+            f"{where}: cannot {verb} {resource} in namespace {namespace}: "
+            f"{transport_problem(exc, timeout)}"
+        )
+    if not isinstance(exc, ApiException):
+        return TargetUnavailable(f"{where}: cannot {verb} {resource}: {type(exc).__name__}")
+    status = exc.status or 0
+    body = status_body(exc)
+    message = str(body.get("message") or "")
+    said = f": {quote_status(message)}" if message else ""
+    call = f"{verb} {resource} in namespace {namespace}"
+    if status == 0:
+        # The client raises status 0 for TLS failures it caught itself.
+        lines = str(exc.reason or "").splitlines()
+        detail = " ".join(lines[1:2]) or (lines[0] if lines else "no response")
+        return TargetUnavailable(f"{where}: cannot {call}: TLS or transport failure: {detail}")
+    if status == 401:
+        return TargetForbidden(
+            f"{where}: cannot {call}: unauthorized (401), the API server did not accept our "
+            "credentials"
+        )
+    if status == 403:
+        return TargetForbidden(f"{where}: forbidden (403) to {call}{said}")
+    if status == 404:
+        details = body.get("details")
+        kind = details.get("kind") if isinstance(details, dict) else None
+        if kind == "namespaces" or f'namespaces "{namespace}" not found' in message:
+            return TargetInvalid(f"{where}: namespace {namespace} not found")
+        return TargetInvalid(f"{where}: cannot {call}: not found (404){said}")
+    if status == 409:
+        return TargetConflict(f"{where}: cannot {call}: conflict (409){said}", delay=CONFLICT_DELAY)
+    if status == 429 or status >= 500:
+        return TargetUnavailable(
+            f"{where}: cannot {call}: API server answered {status}{said}",
+            delay=retry_after(exc),
+        )
+    reason = body.get("reason") or exc.reason or "refused"
+    return TargetInvalid(f"{where}: cannot {call}: rejected ({status} {reason}){said}")

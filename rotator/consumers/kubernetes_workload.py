@@ -91,12 +91,10 @@ from rotator.consumers.base import SwitchPhase, SwitchRequest, SwitchState
 from rotator.errors import (
     ConfigError,
     TargetConflict,
-    TargetError,
-    TargetForbidden,
     TargetInvalid,
-    TargetUnavailable,
 )
-from rotator.kube import KubeClients, quote_status, retry_after, status_body, transport_problem
+from rotator.kube import KubeClients
+from rotator.kube import map_api_error as map_error
 
 WorkloadKind = Literal["Deployment", "DaemonSet", "StatefulSet"]
 WorkloadAction = Literal["restart", "wait"]
@@ -692,59 +690,3 @@ def _json_object(response: Any, where: str) -> dict[str, Any]:
 
 
 # -- error mapping -----------------------------------------------------------------------------
-
-
-def map_error(
-    exc: BaseException,
-    *,
-    where: str,
-    verb: str,
-    resource: str,
-    namespace: str,
-    timeout: float,
-) -> TargetError:
-    """Translate a kubernetes-client or urllib3 failure into the rotator's error tree.
-
-    The one place this module does so (see the module docstring for the table). ``where`` is
-    the workload (or consumer) id the message starts with; ``verb`` and ``resource`` name the
-    call.
-    """
-    if isinstance(exc, ConfigException):
-        return TargetForbidden(f"{where}: cannot obtain Kubernetes credentials: {exc}")
-    if isinstance(exc, urllib3.exceptions.HTTPError):
-        return TargetUnavailable(
-            f"{where}: cannot {verb} {resource} in namespace {namespace}: "
-            f"{transport_problem(exc, timeout)}"
-        )
-    if not isinstance(exc, ApiException):
-        return TargetUnavailable(f"{where}: cannot {verb} {resource}: {type(exc).__name__}")
-    status = exc.status or 0
-    body = status_body(exc)
-    message = str(body.get("message") or "")
-    said = f": {quote_status(message)}" if message else ""
-    call = f"{verb} {resource} in namespace {namespace}"
-    if status == 0:
-        # The client raises status 0 for TLS failures it caught itself.
-        lines = str(exc.reason or "").splitlines()
-        detail = " ".join(lines[1:2]) or (lines[0] if lines else "no response")
-        return TargetUnavailable(f"{where}: cannot {call}: TLS or transport failure: {detail}")
-    if status == 401:
-        return TargetForbidden(
-            f"{where}: cannot {call}: unauthorized (401), the API server did not accept our "
-            "credentials"
-        )
-    if status == 403:
-        return TargetForbidden(f"{where}: forbidden (403) to {call}{said}")
-    if status == 404:
-        return TargetInvalid(f"{where}: cannot {call}: not found (404){said}")
-    if status == 409:
-        return TargetConflict(
-            f"{where}: cannot {call}: conflict (409){said}", delay=_CONFLICT_DELAY
-        )
-    if status == 429 or status >= 500:
-        return TargetUnavailable(
-            f"{where}: cannot {call}: API server answered {status}{said}",
-            delay=retry_after(exc),
-        )
-    reason = body.get("reason") or exc.reason or "refused"
-    return TargetInvalid(f"{where}: cannot {call}: rejected ({status} {reason}){said}")

@@ -55,8 +55,8 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
 from rotator.consumers.base import SwitchPhase, SwitchRequest, SwitchState
-from rotator.errors import TargetError, TargetForbidden, TargetInvalid, TargetUnavailable
-from rotator.kube import KubeClients, quote_status, retry_after, status_body, transport_problem
+from rotator.errors import TargetError
+from rotator.kube import KubeClients, map_api_error
 from rotator.secrets import fingerprint
 
 _RESOURCE: Final = "secrets"
@@ -164,38 +164,10 @@ class SyncedSecretConsumer:
 def map_error(
     exc: BaseException, *, where: str, verb: str, namespace: str, timeout: float
 ) -> TargetError:
-    """Translate a kubernetes-client or urllib3 failure reading a Secret into the error tree.
+    """Translate a failure reading the synced Secret (see :func:`rotator.kube.map_api_error`).
 
-    The one place this module does so (see the module docstring for the table). ``where`` is
-    the consumer id the message starts with. A 404 is handled by the caller (not an error).
+    A 404 is handled by the caller: a Secret not synced yet is not an error.
     """
-    call = f"{verb} {_RESOURCE} in namespace {namespace}"
-    if isinstance(exc, ConfigException):
-        return TargetForbidden(f"{where}: cannot obtain Kubernetes credentials: {exc}")
-    if isinstance(exc, urllib3.exceptions.HTTPError):
-        return TargetUnavailable(f"{where}: cannot {call}: {transport_problem(exc, timeout)}")
-    if not isinstance(exc, ApiException):
-        return TargetUnavailable(f"{where}: cannot {call}: {type(exc).__name__}")
-    status = exc.status or 0
-    body = status_body(exc)
-    message = str(body.get("message") or "")
-    said = f": {quote_status(message)}" if message else ""
-    if status == 0:
-        # The client raises status 0 for TLS failures it caught itself.
-        lines = str(exc.reason or "").splitlines()
-        detail = " ".join(lines[1:2]) or (lines[0] if lines else "no response")
-        return TargetUnavailable(f"{where}: cannot {call}: TLS or transport failure: {detail}")
-    if status == 401:
-        return TargetForbidden(
-            f"{where}: cannot {call}: unauthorized (401), the API server did not accept our "
-            "credentials"
-        )
-    if status == 403:
-        return TargetForbidden(f"{where}: forbidden (403) to {call}{said}")
-    if status == 429 or status >= 500:
-        return TargetUnavailable(
-            f"{where}: cannot {call}: API server answered {status}{said}",
-            delay=retry_after(exc),
-        )
-    reason = body.get("reason") or exc.reason or "refused"
-    return TargetInvalid(f"{where}: cannot {call}: rejected ({status} {reason}){said}")
+    return map_api_error(
+        exc, where=where, verb=verb, resource=_RESOURCE, namespace=namespace, timeout=timeout
+    )
