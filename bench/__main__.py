@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import sys
 
-from bench import stackstate_client
+from bench import engine_cycle, stackstate_client
 from rotator.logs import configure_logging
 
 
 def main() -> int:
     """Run the benchmarks in turn."""
     configure_logging(level="warning", fmt="console")
-    for module in (stackstate_client,):
+    for module in (stackstate_client, engine_cycle):
         print(f"== {module.__name__}")
         module.run()
     return 0

@@ -409,7 +409,10 @@ def sweep_actions(observed: ObservedKey, now: datetime) -> tuple[Action, ...]:
     if spec.adopt_key_id is not None:
         referenced.add(spec.adopt_key_id)
     actions = []
+    prefix = f"{spec.name}-"
     for key in sorted(listed.values(), key=lambda k: k.name):
+        if not key.name.startswith(prefix):
+            continue  # cheap filter first: the listing holds every managed key's keys
         parsed = parse_key_name(key.name)
         if parsed is None or parsed.managed != spec.name or key.id in referenced:
             continue
