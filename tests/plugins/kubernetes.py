@@ -17,10 +17,9 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,32 +28,12 @@ from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 
 from rotator.sandbox.kubernetes import KubernetesEmulator
+from tests.plugins.clock import FrozenClock as KubeClock
 
 #: Seconds a kubectl invocation may take before the test fails.
 KUBECTL_TIMEOUT = 30.0
 #: Timeout (connect, read) of Python client calls made by tests.
 API_TIMEOUT = (5.0, 10.0)
-
-
-class KubeClock:
-    """A frozen, thread-safe UTC clock; call it to read the time, ``advance`` to move it."""
-
-    def __init__(self, start: datetime) -> None:
-        if start.tzinfo is None:
-            raise ValueError("start must be timezone-aware")
-        self._lock = threading.Lock()
-        self._now = start.astimezone(UTC)
-
-    def __call__(self) -> datetime:
-        with self._lock:
-            return self._now
-
-    def advance(self, delta: timedelta | float) -> datetime:
-        """Move the clock forward by ``delta`` (a timedelta or seconds); returns the new time."""
-        step = delta if isinstance(delta, timedelta) else timedelta(seconds=delta)
-        with self._lock:
-            self._now += step
-            return self._now
 
 
 @pytest.fixture

@@ -16,15 +16,15 @@ body) opts out with ``@pytest.mark.stackstate_off_contract("why")``.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from rotator.sandbox.openapi import find_operation, validate_request, validate_response
 from rotator.sandbox.stackstate import StackStateEmulator
+from tests.plugins.clock import FrozenClock as MutableClock
 
 OFF_CONTRACT_MARKER = "stackstate_off_contract"
 
@@ -35,38 +35,6 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         f"{OFF_CONTRACT_MARKER}(reason): skip the StackState contract check at teardown",
     )
-
-
-class MutableClock:
-    """A frozen, thread-safe UTC clock that tests move on purpose; call it to read the time."""
-
-    def __init__(self, start: datetime) -> None:
-        if start.tzinfo is None:
-            raise ValueError("start must be timezone-aware")
-        self._lock = threading.Lock()
-        self._now = start.astimezone(UTC)
-
-    @property
-    def now(self) -> datetime:
-        """The current (frozen) time."""
-        with self._lock:
-            return self._now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, delta: timedelta) -> datetime:
-        """Move the clock by ``delta`` (may be negative); returns the new time."""
-        with self._lock:
-            self._now += delta
-            return self._now
-
-    def set(self, moment: datetime) -> None:
-        """Jump to an aware ``moment``."""
-        if moment.tzinfo is None:
-            raise ValueError("moment must be timezone-aware")
-        with self._lock:
-            self._now = moment.astimezone(UTC)
 
 
 def contract_problems(emulator: StackStateEmulator) -> list[str]:

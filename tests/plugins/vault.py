@@ -10,46 +10,21 @@ teardown. ``vault_client`` is an ``hvac.Client`` for ``vault`` holding the root 
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import hvac
 import pytest
 
 from rotator.sandbox.vault import VaultEmulator
+from tests.plugins.clock import FrozenClock as VaultClock
 
 #: The root token of emulators built by these fixtures.
 ROOT_TOKEN = "sandbox-root-token"
 
 #: Timeout (seconds) of the hvac clients these fixtures build.
 CLIENT_TIMEOUT = 5
-
-
-class VaultClock:
-    """A frozen, thread-safe UTC clock that tests move on purpose; call it to read the time."""
-
-    def __init__(self, start: datetime) -> None:
-        if start.tzinfo is None:
-            raise ValueError("start must be timezone-aware")
-        self._lock = threading.Lock()
-        self._now = start.astimezone(UTC)
-
-    @property
-    def now(self) -> datetime:
-        """The current (frozen) time."""
-        with self._lock:
-            return self._now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, delta: timedelta) -> datetime:
-        """Move the clock by ``delta`` (may be negative); returns the new time."""
-        with self._lock:
-            self._now += delta
-            return self._now
 
 
 @pytest.fixture
