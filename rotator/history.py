@@ -91,3 +91,10 @@ class History:
                         continue  # a line cut by a crash mid-write
                     if isinstance(entry, dict) and (key is None or entry.get("key") == key):
                         yield entry
+
+
+def alert_state_path(history_path: Path | None) -> Path | None:
+    """Where alert deduplication state is kept: beside the history file (none without one)."""
+    return (
+        None if history_path is None else history_path.with_name(history_path.name + ".alerts.json")
+    )

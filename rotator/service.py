@@ -42,7 +42,7 @@ from rotator.config import RotatorConfig, load_config
 from rotator.engine.model import KeySpec, RunReport
 from rotator.engine.run import run_once, utc_now
 from rotator.errors import ConfigError, RotatorError
-from rotator.history import History
+from rotator.history import History, alert_state_path
 from rotator.leader import LeaderElector, LeaseLock
 from rotator.metrics import Metrics
 from rotator.notify import config_invalid, config_recovered, publish
@@ -102,7 +102,10 @@ class Service:
     def _build(self, config: RotatorConfig) -> _Loaded:
         runtime = build_runtime(config)
         alerter = Alerter(
-            build_hooks(config.alerts), clock=self.clock, on_result=self._alert_result
+            build_hooks(config.alerts),
+            clock=self.clock,
+            on_result=self._alert_result,
+            state_path=alert_state_path(config.history.path),
         )
         history = (
             History(config.history.path, max_bytes=config.history.max_bytes)

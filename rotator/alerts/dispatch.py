@@ -32,11 +32,14 @@ ends). One-shot ``rotate`` runs start with an empty state each time.
 
 from __future__ import annotations
 
+import json
+import os
 import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Final, Literal
 
 import structlog
@@ -131,10 +134,14 @@ class Alerter:
         backoff: Backoff = DEFAULT_BACKOFF,
         deadline: timedelta | None = None,
         on_result: ResultCallback | None = None,
+        state_path: Path | None = None,
     ) -> None:
         """``retries`` is the number of attempts per delivery (at least 1); ``deadline`` bounds
         one hook's delivery including retries (default: ``retries`` x the hook's timeout);
         ``clock`` is the UTC wall clock that ``repeat_interval`` is measured with.
+        ``state_path``, when given, keeps the deduplication state in a file across processes,
+        so one-shot ``rotate`` runs from cron (and a restarted daemon) repeat an ongoing alert
+        only after ``repeat_interval`` and still resolve what an earlier run opened.
         """
         if retries < 1:
             raise ValueError(f"retries must be at least 1, not {retries}")
@@ -148,6 +155,8 @@ class Alerter:
         # (hook index, dedup key, event) -> when it was last delivered. The index, not the
         # name, so that two hooks configured with one name keep separate state.
         self._sent: dict[tuple[int, str, AlertEvent], datetime] = {}
+        self._state_path = state_path
+        self._load_state()
 
     def notify(self, alert: Alert) -> None:
         """Send ``alert`` to every hook that is due for it; never raises for a hook's failure."""
@@ -206,6 +215,49 @@ class Alerter:
                     del self._sent[entry]
             else:
                 self._sent[(index, alert.dedup_key, alert.event)] = now
+            self._save_state()
+
+    # -- persisted state -------------------------------------------------------------------------
+
+    def _hook_label(self, index: int) -> str:
+        return self._hooks[index][1].name
+
+    def _load_state(self) -> None:
+        """Read the state file; entries of hooks no longer at that index are dropped."""
+        if self._state_path is None:
+            return
+        try:
+            entries = json.loads(self._state_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError) as exc:
+            log.warning("alert.state_unreadable", path=str(self._state_path), error=str(exc))
+            return
+        for entry in entries if isinstance(entries, list) else []:
+            try:
+                index, name, key, event, when = entry
+                if index < len(self._hooks) and self._hook_label(index) == name:
+                    self._sent[(index, key, AlertEvent(event))] = datetime.fromisoformat(when)
+            except (TypeError, ValueError):
+                continue
+
+    def _save_state(self) -> None:
+        """Write the state file atomically (0600); a failure only costs deduplication."""
+        if self._state_path is None:
+            return
+        entries = [
+            [index, self._hook_label(index), key, str(event), when.isoformat()]
+            for (index, key, event), when in self._sent.items()
+        ]
+        tmp = self._state_path.with_name(self._state_path.name + ".tmp")
+        try:
+            self._state_path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump(entries, handle)
+            tmp.replace(self._state_path)
+        except OSError as exc:
+            log.warning("alert.state_unwritable", path=str(self._state_path), error=exc.strerror)
 
     # -- delivery --------------------------------------------------------------------------------
 

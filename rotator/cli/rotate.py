@@ -106,7 +106,7 @@ def status(ctx: click.Context, keys: tuple[str, ...], output: str) -> None:
 
 def _publish(config: RotatorConfig, specs: list[KeySpec], report: RunReport) -> None:
     from rotator.alerts.dispatch import Alerter, build_hooks  # noqa: PLC0415
-    from rotator.history import History  # noqa: PLC0415
+    from rotator.history import History, alert_state_path  # noqa: PLC0415
     from rotator.notify import publish  # noqa: PLC0415
 
     history = (
@@ -117,7 +117,11 @@ def _publish(config: RotatorConfig, specs: list[KeySpec], report: RunReport) -> 
     publish(
         report,
         specs,
-        alerter=Alerter(build_hooks(config.alerts), clock=utc_now),
+        alerter=Alerter(
+            build_hooks(config.alerts),
+            clock=utc_now,
+            state_path=alert_state_path(config.history.path),
+        ),
         history=history,
         run_id=uuid.uuid4().hex[:12],
         source="rotate",

@@ -66,3 +66,25 @@ class TestDeadHook:
         value = world.secret_value("agent")
         assert value is not None and world.values("agent") == [value] * 3
         assert [b["event"] for b in receiver.bodies()] == ["rotation_succeeded"]
+
+
+class TestOneShotDeduplication:
+    """With history.path set, one-shot runs share alert state through a file."""
+
+    def test_cron_runs_do_not_repeat_and_a_healthy_run_resolves(
+        self, world: World, receiver: AlertReceiver
+    ) -> None:
+        """Run 1 alerts, run 2 (within repeat_interval) does not, a fixed run sends recovered."""
+        history = world.root / "state" / "history.jsonl"
+        world.sections["history"] = {"path": str(history)}
+        world.sections["alerts"] = [{"type": "webhook", "url": f"{receiver.url}/hook"}]
+        world.add_key("agent", roles=["no-such-role"])
+        assert world.rotator("rotate").code == 1
+        assert world.rotator("rotate").code == 1
+        assert [b["event"] for b in receiver.bodies()] == ["rotation_failed"]
+        world.keys[0]["roles"] = ["stackstate-ingest-telemetry"]
+        assert world.rotator("rotate").code == 0
+        events = [b["event"] for b in receiver.bodies()]
+        assert events == ["rotation_failed", "recovered"]
+        state = history.with_name(history.name + ".alerts.json")
+        assert oct(state.stat().st_mode & 0o777) == "0o600"
