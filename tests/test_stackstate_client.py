@@ -7,7 +7,6 @@ excerpt.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 import socket
@@ -18,10 +17,6 @@ from pathlib import Path
 
 import pytest
 import structlog
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from pydantic import SecretStr
 
 from rotator.errors import (
@@ -38,6 +33,7 @@ from rotator.errors import (
     StackStateUnauthorized,
     StackStateUnreachable,
 )
+from rotator.sandbox.kubernetes_config import generate_tls
 from rotator.sandbox.stackstate import StackStateEmulator
 from rotator.secrets import Secret
 from rotator.stackstate import (
@@ -622,70 +618,6 @@ class TestCreateNeverRetriedBlindly:
         assert stackstate.keys("service-token") == []
 
 
-def _write_tls_material(directory: Path) -> tuple[Path, Path, Path]:
-    """A throw-away CA and a server certificate for 127.0.0.1 signed by it: (ca, cert, key)."""
-    now = datetime.now(UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "rotator test CA")])
-    ca_cert = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5))
-        .not_valid_after(now + timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    server_key = ec.generate_private_key(ec.SECP256R1())
-    server_cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
-        .issuer_name(ca_name)
-        .public_key(server_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5))
-        .not_valid_after(now + timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    ca_path, cert_path, key_path = (directory / n for n in ("ca.pem", "server.pem", "server.key"))
-    ca_path.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
-    cert_path.write_bytes(server_cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        server_key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return ca_path, cert_path, key_path
-
-
 class TestTls:
     """TLS is verified by default; ca_file adds a private CA."""
 
@@ -693,8 +625,8 @@ class TestTls:
     def tls_emulator(
         self, tmp_path: Path, make_stackstate: Callable[..., StackStateEmulator]
     ) -> tuple[StackStateEmulator, Path]:
-        """An emulator serving HTTPS with a certificate of a private CA, and that CA's file."""
-        ca, cert, key = _write_tls_material(tmp_path)
+        """An emulator serving HTTPS with a certificate of a private CA made here, and the CA."""
+        ca, cert, key = generate_tls(tmp_path)
         return make_stackstate(tls=(str(cert), str(key))), ca
 
     def test_ca_file_makes_a_private_ca_trusted(
