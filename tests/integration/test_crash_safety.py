@@ -22,7 +22,6 @@ from rotator.sandbox._server import Hold
 from tests.plugins.world import NAMESPACE, World
 
 TIMEOUT = 60
-RESTART_ANNOTATION = b"kubectl.kubernetes.io/restartedAt"
 DEPLOYMENT = f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments/agent"
 
 
@@ -30,18 +29,7 @@ DEPLOYMENT = f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments/agent"
 def crash_world(world: World) -> Iterator[World]:
     """One managed key in three targets, consumed by a Deployment; bootstrapped and settled."""
     world.defaults = {"orphan_min_age": "1s"}
-    world.kube.add_workload("Deployment", NAMESPACE, "agent")
-    world.add_key(
-        "agent",
-        consumers=[
-            {
-                "type": "kubernetes-workload",
-                "namespace": NAMESPACE,
-                "kind": "Deployment",
-                "name": "agent",
-            }
-        ],
-    )
+    world.add_key_with_workload("agent")
     world.settle()
     yield world
 
@@ -79,15 +67,6 @@ def kill_at(world: World, hold: Hold, *args: str, abort: bool = True) -> None:
             hold.release()
 
 
-def restarts(world: World) -> int:
-    """Restart PATCHes the Deployment received since the last log clear."""
-    return sum(
-        1
-        for r in world.kube.log
-        if r.method == "PATCH" and r.path == DEPLOYMENT and RESTART_ANNOTATION in r.body
-    )
-
-
 def assert_converged(world: World) -> None:
     """I1-I3 and no duplicates: one live managed key, held by every target, names unique."""
     keys = world.managed_keys("service-token", "agent")
@@ -122,7 +101,7 @@ class TestKillAtEachStep:
         assert secret != vaulted
         world.settle()
         assert_converged(world)
-        assert restarts(world) == 1
+        assert world.restarts("deployments", "agent") == 1
 
     def test_after_push(self, crash_world: World) -> None:
         """Killed after every push, before the restart: the rerun restarts exactly once."""
@@ -130,10 +109,10 @@ class TestKillAtEachStep:
         world.kube.clear_log()
         hold = world.kube.hold("GET", DEPLOYMENT)
         kill_at(world, hold, "--force")
-        assert restarts(world) == 0
+        assert world.restarts("deployments", "agent") == 0
         world.settle()
         assert_converged(world)
-        assert restarts(world) == 1
+        assert world.restarts("deployments", "agent") == 1
 
     def test_after_restart(self, crash_world: World) -> None:
         """Killed after the restart was applied: the rerun does not restart again."""
@@ -141,10 +120,10 @@ class TestKillAtEachStep:
         world.kube.clear_log()
         hold = world.kube.hold("PATCH", DEPLOYMENT, after_processing=True)
         kill_at(world, hold, "--force", abort=False)
-        assert restarts(world) == 1
+        assert world.restarts("deployments", "agent") == 1
         world.settle()
         assert_converged(world)
-        assert restarts(world) == 1
+        assert world.restarts("deployments", "agent") == 1
 
     def test_before_revoke(self, crash_world: World) -> None:
         """Killed while deleting the previous key: the rerun revokes it, nothing restarts."""
@@ -158,4 +137,4 @@ class TestKillAtEachStep:
         assert len(world.managed_keys("service-token", "agent")) == 2
         world.settle()
         assert_converged(world)
-        assert restarts(world) == 0
+        assert world.restarts("deployments", "agent") == 0

@@ -20,10 +20,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.plugins.world import NAMESPACE, World
+from tests.plugins.world import NAMESPACE, RESTART_ANNOTATION, World
 
 DEADLINE = 45.0
-RESTART_ANNOTATION = b"kubectl.kubernetes.io/restartedAt"
 
 
 def free_port() -> int:
@@ -204,18 +203,7 @@ class TestLeaderElection:
         self, world: World, start_daemon: Callable[[], Daemon]
     ) -> None:
         """Exactly one leader; SIGKILL it; the other leads within the lease; no new restarts."""
-        world.kube.add_workload("Deployment", NAMESPACE, "agent")
-        world.add_key(
-            "agent",
-            consumers=[
-                {
-                    "type": "kubernetes-workload",
-                    "namespace": NAMESPACE,
-                    "kind": "Deployment",
-                    "name": "agent",
-                }
-            ],
-        )
+        world.add_key_with_workload("agent")
         world.settle()
         world.sections["leader_election"] = {
             "enabled": True,

@@ -18,18 +18,6 @@ from rotator.secrets import fingerprint
 from rotator.wiring import build_runtime
 from tests.plugins.world import NAMESPACE, World
 
-RESTART_ANNOTATION = "kubectl.kubernetes.io/restartedAt"
-
-
-def restarts(world: World, kind_plural: str, namespace: str, name: str) -> int:
-    """PATCH requests that set the restart annotation on one workload."""
-    path = f"/apis/apps/v1/namespaces/{namespace}/{kind_plural}/{name}"
-    return sum(
-        1
-        for r in world.kube.log
-        if r.method == "PATCH" and r.path == path and RESTART_ANNOTATION.encode() in r.body
-    )
-
 
 def live_managed(world: World, kind: str, name: str) -> list[int]:
     """Ids of the StackState keys of managed key ``name``."""
@@ -81,7 +69,7 @@ class TestPresets:
         assert world.kube.secret_data(NAMESPACE, secret)[data_key] == (
             world.stackstate.value_of("service-token", first)
         )
-        assert restarts(world, "daemonsets", NAMESPACE, "sts-node-agent") == 1
+        assert world.restarts("daemonsets", "sts-node-agent", NAMESPACE) == 1
         result = world.rotator("rotate", "--force")
         assert result.code == 0, result.out + result.err
         world.settle()
@@ -95,7 +83,7 @@ class TestPresets:
             ("deployments", "sts-cluster-agent"),
             ("deployments", "sts-checks-agent"),
         ]:
-            assert restarts(world, plural, NAMESPACE, name) == 2
+            assert world.restarts(plural, name) == 2
 
     def test_otel_collector_preset(self, world: World) -> None:
         """The collector's Secret gets the key and the collector Deployment is restarted."""
@@ -112,7 +100,7 @@ class TestPresets:
         (key_id,) = live_managed(world, "service-token", "otel")
         data = world.kube.secret_data("open-telemetry", "open-telemetry-collector")
         assert data["API_KEY"] == world.stackstate.value_of("service-token", key_id)
-        assert restarts(world, "deployments", "open-telemetry", "opentelemetry-collector") == 1
+        assert world.restarts("deployments", "opentelemetry-collector", "open-telemetry") == 1
 
     def test_linux_agent_preset_runs_systemctl(
         self, world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -150,18 +138,7 @@ class TestRollouts:
 
     def test_stalled_daemonset_never_revokes_and_times_out(self, world: World) -> None:
         """A rollout that never completes keeps the old key and fails with switch_timeout."""
-        world.kube.add_workload("DaemonSet", NAMESPACE, "agent")
-        world.add_key(
-            "agent",
-            consumers=[
-                {
-                    "type": "kubernetes-workload",
-                    "namespace": NAMESPACE,
-                    "kind": "DaemonSet",
-                    "name": "agent",
-                }
-            ],
-        )
+        world.add_key_with_workload("agent", "DaemonSet")
         world.settle()
         (old,) = live_managed(world, "service-token", "agent")
         world.kube.stall("DaemonSet", NAMESPACE, "agent")
@@ -179,18 +156,7 @@ class TestRollouts:
 
     def test_progress_deadline_exceeded_fails_without_revoking(self, world: World) -> None:
         """A Deployment whose rollout exceeds its deadline fails the key; the old key stays."""
-        world.kube.add_workload("Deployment", NAMESPACE, "agent")
-        world.add_key(
-            "agent",
-            consumers=[
-                {
-                    "type": "kubernetes-workload",
-                    "namespace": NAMESPACE,
-                    "kind": "Deployment",
-                    "name": "agent",
-                }
-            ],
-        )
+        world.add_key_with_workload("agent", "Deployment")
         world.settle()
         (old,) = live_managed(world, "service-token", "agent")
         world.kube.stall("Deployment", NAMESPACE, "agent")
@@ -202,18 +168,7 @@ class TestRollouts:
 
     def test_paused_deployment_is_reported_not_restarted(self, world: World) -> None:
         """A paused Deployment is never patched; the key fails naming it; the old key stays."""
-        world.kube.add_workload("Deployment", NAMESPACE, "agent")
-        world.add_key(
-            "agent",
-            consumers=[
-                {
-                    "type": "kubernetes-workload",
-                    "namespace": NAMESPACE,
-                    "kind": "Deployment",
-                    "name": "agent",
-                }
-            ],
-        )
+        world.add_key_with_workload("agent", "Deployment")
         world.settle()
         (old,) = live_managed(world, "service-token", "agent")
         world.kube.pause(NAMESPACE, "agent")
@@ -221,23 +176,12 @@ class TestRollouts:
         result = world.rotator("rotate")
         assert result.code == 1
         assert "paused" in result.out
-        assert restarts(world, "deployments", NAMESPACE, "agent") == 1  # the bootstrap's only
+        assert world.restarts("deployments", "agent", NAMESPACE) == 1  # the bootstrap's only
         assert old in live_managed(world, "service-token", "agent")
 
     def test_dry_run_names_the_consumer_blocking_revocation(self, world: World) -> None:
         """The plan says which consumer is not switched and why."""
-        world.kube.add_workload("DaemonSet", NAMESPACE, "agent")
-        world.add_key(
-            "agent",
-            consumers=[
-                {
-                    "type": "kubernetes-workload",
-                    "namespace": NAMESPACE,
-                    "kind": "DaemonSet",
-                    "name": "agent",
-                }
-            ],
-        )
+        world.add_key_with_workload("agent", "DaemonSet")
         world.settle()
         world.kube.stall("DaemonSet", NAMESPACE, "agent")
         assert world.rotator("rotate", "--force").code == 0
@@ -324,15 +268,15 @@ class TestCoalescing:
         world.add_key("metrics", consumers=[consumer])
         world.add_key("traces", consumers=[consumer])
         world.settle()
-        assert restarts(world, "deployments", NAMESPACE, "collector") == 1
+        assert world.restarts("deployments", "collector", NAMESPACE) == 1
         world.kube.clear_log()
         assert world.rotator("rotate", "--force").code == 0
         world.settle()
-        assert restarts(world, "deployments", NAMESPACE, "collector") == 1
+        assert world.restarts("deployments", "collector", NAMESPACE) == 1
         world.kube.clear_log()
         for _ in range(2):
             assert world.rotator("rotate").code == 0
-        assert restarts(world, "deployments", NAMESPACE, "collector") == 0
+        assert world.restarts("deployments", "collector", NAMESPACE) == 0
         assert [r for r in world.kube.log if r.method in ("PATCH", "PUT")] == []
 
 

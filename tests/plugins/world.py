@@ -25,6 +25,7 @@ from rotator.secrets import fingerprint
 from tests.plugins.cli import CliResult, CliRunner
 
 NAMESPACE = "suse-observability"
+RESTART_ANNOTATION = b"kubectl.kubernetes.io/restartedAt"
 AGENT_YAML = """\
 # StackState Agent configuration (hand-written; the rotator must keep these comments)
 sts_url: https://observability.example.com/receiver/stsAgent
@@ -89,6 +90,27 @@ class World:
             path.write_text(AGENT_YAML)
             path.chmod(0o644)
         return entry
+
+    def add_key_with_workload(self, name: str, workload_kind: str = "Deployment") -> None:
+        """A workload called ``name`` in NAMESPACE and a managed key ``name`` it consumes
+        (restarted by the rotator)."""
+        self.kube.add_workload(workload_kind, NAMESPACE, name)
+        consumer = {
+            "type": "kubernetes-workload",
+            "namespace": NAMESPACE,
+            "kind": workload_kind,
+            "name": name,
+        }
+        self.add_key(name, consumers=[consumer])
+
+    def restarts(self, plural: str, name: str, namespace: str = NAMESPACE) -> int:
+        """PATCHes in the Kubernetes log that set the restart annotation on one workload."""
+        path = f"/apis/apps/v1/namespaces/{namespace}/{plural}/{name}"
+        return sum(
+            1
+            for r in self.kube.log
+            if r.method == "PATCH" and r.path == path and RESTART_ANNOTATION in r.body
+        )
 
     def write_config(self) -> Path:
         """Write the configuration for the current keys and defaults."""
