@@ -100,10 +100,7 @@ class Metrics:
     def observe_result(self, spec: KeySpec, result: KeyResult, now: datetime) -> None:
         """Update every key metric from one run's result."""
         key = spec.name
-        current = result.plan.current
-        expiration = result.new_key.expiration if result.new_key else None
-        if expiration is None and current is not None:
-            expiration = current.expiration
+        expiration = result.expiration
         if expiration is not None:
             self.expiry.labels(key).set(expiration.timestamp())
             need = spec.switch_timeout + spec.grace_period + RUNWAY_MARGIN

@@ -119,24 +119,6 @@ def alerts_for_all(
     ]
 
 
-def config_invalid(message: str, *, now: datetime, run_id: str) -> Alert:
-    """The alert for a configuration that failed to (re)load."""
-    return Alert(
-        event=AlertEvent.CONFIG_INVALID,
-        managed_key=None,
-        kind=None,
-        key_id=None,
-        key_name=None,
-        expires_at=None,
-        step="config",
-        error=message,
-        run_id=run_id,
-        timestamp=now,
-        summary="the new configuration is invalid; the previous one keeps running",
-        resolves=None,
-    )
-
-
 def publish(
     report: RunReport,
     specs: Sequence[KeySpec],
@@ -157,19 +139,38 @@ def publish(
         history.record(report, run_id=run_id, source=source)
 
 
-def config_recovered(*, now: datetime, run_id: str) -> Alert:
-    """Resolves an earlier ``config_invalid`` once a configuration loaded fine again."""
+def _config_alert(
+    event: AlertEvent, summary: str, *, error: str | None, now: datetime, run_id: str
+) -> Alert:
     return Alert(
-        event=AlertEvent.RECOVERED,
+        event=event,
         managed_key=None,
         kind=None,
         key_id=None,
         key_name=None,
         expires_at=None,
         step="config",
-        error=None,
+        error=error,
         run_id=run_id,
         timestamp=now,
-        summary="the configuration loads again",
-        resolves="config",
+        summary=summary,
+        resolves="config" if event == AlertEvent.RECOVERED else None,
+    )
+
+
+def config_invalid(message: str, *, now: datetime, run_id: str) -> Alert:
+    """The alert for a configuration that failed to (re)load."""
+    return _config_alert(
+        AlertEvent.CONFIG_INVALID,
+        "the new configuration is invalid; the previous one keeps running",
+        error=message,
+        now=now,
+        run_id=run_id,
+    )
+
+
+def config_recovered(*, now: datetime, run_id: str) -> Alert:
+    """Resolves an earlier ``config_invalid`` once a configuration loaded fine again."""
+    return _config_alert(
+        AlertEvent.RECOVERED, "the configuration loads again", error=None, now=now, run_id=run_id
     )

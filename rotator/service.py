@@ -275,18 +275,12 @@ class Service:
             self.metrics.observe_result(spec, result, now)
             failures = self._failures.get(spec.name, 0) + 1 if result.outcome == "failed" else 0
             self._failures[spec.name] = failures
-            current = result.plan.current
-            expires = (
-                result.new_key.expiration
-                if result.new_key
-                else (current.expiration if current else None)
-            )
             decision = next_check(
                 result.outcome,
                 failures=failures,
                 recheck=spec.recheck,
                 interval=spec.interval or timedelta(hours=1),
-                expires_at=expires,
+                expires_at=result.expiration,
                 now=now,
             )
             if decision.delay is not None and not self._stop.is_set():

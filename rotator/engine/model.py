@@ -161,6 +161,14 @@ class KeyResult:
     #: For a revocation: how long the switch-over took (push to every consumer switched).
     switch_duration: timedelta | None = None
 
+    @property
+    def expiration(self) -> datetime | None:
+        """Expiry of the key in use after this run: the new key's, else the current one's."""
+        if self.new_key is not None:
+            return self.new_key.expiration
+        current = self.plan.current
+        return current.expiration if current is not None else None
+
 
 @dataclass(frozen=True)
 class RunReport:
