@@ -28,7 +28,7 @@ unit: $(STAMP)
 	$(BIN)/pytest
 
 test: lint
-	$(BIN)/pytest --cov --cov-report=term:skip-covered
+	$(BIN)/pytest -n auto --cov --cov-report=term:skip-covered
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

@@ -585,6 +585,9 @@ class KubernetesSettings(_Model):
     """Kubeconfig file; null: in-cluster configuration."""
     context: NonEmptyStr | None = None
     """Kubeconfig context; targets and consumers may name another one."""
+    foreign_owner_labels: list[NonEmptyStr] = Field(default_factory=list)
+    """Extra label names that mark a Secret as owned by someone else (e.g. the label an Argo CD
+    installation tracks resources by); Helm, Argo CD, Flux and ownerReferences are built in."""
 
 
 class VaultTokenAuth(_Model):
@@ -860,11 +863,13 @@ class _HelmPreset(_Model):
     namespace: Namespace
     """Namespace of the release."""
     secret_name: ObjectName | None = None
-    """Override the Secret the chart reads the key from."""
+    """Override the Secret the rotator writes (agent charts: default <release>-rotated-api-key,
+    which the chart is pointed at with the Helm values rotate --dry-run and doctor print)."""
     secret_key: SecretDataKey | None = None
     """Override the data key in that Secret."""
     workloads: list[PresetWorkload] | None = None
-    """Override the workloads to restart."""
+    """Restart exactly these workloads instead of discovering every workload that reads the
+    Secret (discovery is the default)."""
     action: ConsumerAction = "restart"
     """restart the workloads, or wait for Reloader/VSO/ESO to do it."""
     context: NonEmptyStr | None = None
@@ -923,6 +928,9 @@ class KubernetesSecretTarget(_Model):
     """Data key in the Secret."""
     context: NonEmptyStr | None = None
     """Kubeconfig context; default: kubernetes.context."""
+    allow_foreign_owner: bool = False
+    """Write the Secret although Helm, Argo CD, Flux or a controller owns it (they will write
+    their value back: only for owners that render the value the rotator gives them)."""
 
 
 class VaultKvTarget(_Model):
@@ -973,11 +981,19 @@ class KubernetesWorkloadConsumer(_Model):
 
     type: Literal["kubernetes-workload"]
     namespace: Namespace
-    kind: WorkloadKind
+    kind: WorkloadKind | None = None
+    """Deployment, DaemonSet or StatefulSet (with name or selector; not with discover)."""
     name: ObjectName | None = None
-    """Workload name (or selector)."""
+    """Workload name (or selector, or discover)."""
     selector: dict[str, str] | None = None
-    """Label selector matching the workloads (or name)."""
+    """Label selector matching the workloads (or name, or discover)."""
+    discover: bool = False
+    """Find, on every run, every Deployment, DaemonSet and StatefulSet of the namespace whose
+    pod template reads the key of this managed key's kubernetes-secret target(s) there (env
+    secretKeyRef, envFrom, secret or projected volumes); CronJobs and Jobs are listed only."""
+    legacy_secrets: list[ObjectName] = Field(default_factory=list)
+    """With discover: Secrets readers must have left (e.g. a chart's own Secret the key moved
+    from); a workload still reading one blocks the key, since it would keep the old key."""
     action: ConsumerAction = "restart"
     """restart it, or wait for Reloader/VSO/ESO to restart it."""
     context: NonEmptyStr | None = None
@@ -985,10 +1001,17 @@ class KubernetesWorkloadConsumer(_Model):
 
     @model_validator(mode="after")
     def _name_xor_selector(self) -> KubernetesWorkloadConsumer:
-        if (self.name is None) == (self.selector is None):
-            _raise_problems([("name", "give either name or selector (exactly one)")])
+        given = sum((self.name is not None, self.selector is not None, self.discover))
+        if given != 1:
+            _raise_problems([("name", "give exactly one of name, selector or discover: true")])
         if self.selector is not None and not self.selector:
             _raise_problems([("selector", "must hold at least one label")])
+        if self.discover and self.kind is not None:
+            _raise_problems([("kind", "discover finds every kind: remove kind")])
+        if not self.discover and self.kind is None:
+            _raise_problems([("kind", "Field required (Deployment, DaemonSet or StatefulSet)")])
+        if self.legacy_secrets and not self.discover:
+            _raise_problems([("legacy_secrets", "only used with discover: true")])
         return self
 
 
@@ -1458,6 +1481,7 @@ class RotatorConfig(_Model):
         if isinstance(kubernetes, KubernetesSettings) and kubernetes.context:
             default_context = kubernetes.context
         problems.extend(_target_collisions(keys, default_context))
+        problems.extend(_discovery_problems(keys, default_context))
         if problems:
             _raise_problems(problems)
         return keys
@@ -1472,6 +1496,34 @@ class RotatorConfig(_Model):
 
 def _one_problem(path: str, message: str) -> dict[str, Any]:
     return {"summary": f"{path}: {message}", "problems": [[path, message]]}
+
+
+def _discovery_problems(keys: list[ManagedKey], default_context: str) -> list[tuple[str, str]]:
+    """A ``discover: true`` consumer needs a kubernetes-secret target in its namespace: the
+    readers of that Secret are what it finds."""
+    from rotator.presets import expand_preset  # noqa: PLC0415 - presets imports this module
+
+    problems = []
+    for index, key in enumerate(keys):
+        targets = [*(expand_preset(key.preset)[0] if key.preset else []), *key.targets]
+        for c_index, consumer in enumerate(key.consumers):
+            if not isinstance(consumer, KubernetesWorkloadConsumer) or not consumer.discover:
+                continue
+            context = consumer.context or default_context
+            if not any(
+                isinstance(t, KubernetesSecretTarget)
+                and t.namespace == consumer.namespace
+                and (t.context or default_context) == context
+                for t in targets
+            ):
+                problems.append(
+                    (
+                        f"[{index}].consumers[{c_index}].discover",
+                        "finds the readers of this key's kubernetes-secret target in namespace "
+                        f"{consumer.namespace}, and the key has none there",
+                    )
+                )
+    return problems
 
 
 def _target_collisions(keys: list[ManagedKey], default_context: str) -> list[tuple[str, str]]:

@@ -26,9 +26,23 @@
 
 Lower libraries' errors (httpx, hvac, kubernetes) are translated into this tree exactly once, in
 the adapter that called them. Messages never contain a key value or a request body.
+
+Each class also says, in :attr:`RotatorError.category`, what a person should do next; run reports,
+metrics and alerts take it from there (never from message text)::
+
+    retry ............ TemporaryError and below (it will be tried again)
+    fix-config ....... ConfigError, TargetInvalid, StackStateInvalidExpiry, StackStateNotFound,
+                       StackStateBadRequest
+    fix-permissions .. TargetForbidden, StackStateUnauthorized, StackStateForbidden
+    human ............ every other PermanentError (a decision is needed)
 """
 
 from __future__ import annotations
+
+from typing import Literal
+
+#: What a person should do about a failure (``failure.category`` in ``../shared/CLI.md``).
+Category = Literal["retry", "fix-config", "fix-permissions", "wait", "human"]
 
 
 class RotatorError(Exception):
@@ -36,6 +50,8 @@ class RotatorError(Exception):
 
     #: Whether running the same step again later may succeed.
     retryable: bool = False
+    #: What to do next; subclasses narrow it.
+    category: Category = "human"
 
     def __init__(
         self,
@@ -63,6 +79,7 @@ class TemporaryError(RotatorError):
     """The step may succeed if tried again later."""
 
     retryable = True
+    category: Category = "retry"
 
     def __init__(
         self,
@@ -86,6 +103,8 @@ class NeedsHumanError(PermanentError):
 
 class ConfigError(RotatorError):
     """The configuration is invalid; the message is a readable block naming file and fields."""
+
+    category: Category = "fix-config"
 
 
 class StackStateError(RotatorError):
@@ -130,21 +149,31 @@ class StackStateServerError(StackStateError, TemporaryError):
 class StackStateUnauthorized(StackStateError, NeedsHumanError):
     """401: the credential the rotator authenticates with is not accepted."""
 
+    category: Category = "fix-permissions"
+
 
 class StackStateForbidden(StackStateError, NeedsHumanError):
     """403: the credential is accepted but lacks the permission."""
+
+    category: Category = "fix-permissions"
 
 
 class StackStateNotFound(StackStateError, PermanentError):
     """404: the key or path does not exist."""
 
+    category: Category = "fix-config"
+
 
 class StackStateInvalidExpiry(StackStateError, PermanentError):
     """400 with ``_type: *InvalidExpiryError``: the requested expiry was refused."""
 
+    category: Category = "fix-config"
+
 
 class StackStateBadRequest(StackStateError, PermanentError):
     """Any other 4xx answer."""
+
+    category: Category = "fix-config"
 
 
 class StackStateProtocolError(StackStateError, PermanentError):
@@ -170,6 +199,10 @@ class TargetConflict(TargetError, TemporaryError):
 class TargetForbidden(TargetError, NeedsHumanError):
     """The backend refused our credentials or policy (401/403)."""
 
+    category: Category = "fix-permissions"
+
 
 class TargetInvalid(TargetError, PermanentError):
     """The location is wrong or its content cannot be parsed or safely written."""
+
+    category: Category = "fix-config"

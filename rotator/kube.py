@@ -151,6 +151,10 @@ class KubeClients:
         """``AppsV1Api`` (Deployments, DaemonSets, StatefulSets) of ``context``."""
         return k8s_client.AppsV1Api(self.api_client(context))
 
+    def batch(self, context: str | None = None) -> Any:
+        """``BatchV1Api`` for ``context`` (Jobs and CronJobs)."""
+        return k8s_client.BatchV1Api(self.api_client(context))
+
     def coordination(self, context: str | None = None) -> Any:
         """``CoordinationV1Api`` (Leases) of ``context``."""
         return k8s_client.CoordinationV1Api(self.api_client(context))

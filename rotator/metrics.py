@@ -17,11 +17,14 @@ from rotator.engine.model import KeyResult, KeySpec
 RUNWAY_MARGIN = timedelta(hours=1)
 
 #: Steps a failure is attributed to (``rotator_step_failures_total{step}``).
-STEPS = ("observe", "create", "verify", "push", "switch", "revoke", "sweep")
+STEPS = ("preflight", "observe", "create", "verify", "push", "restart", "switch", "revoke", "sweep")
 
 
 def failed_step(result: KeyResult) -> str:
-    """The step a failed key stopped at, from its plan and error."""
+    """The step a failed key stopped at: its ``failure`` (older results: from plan and error)."""
+    failure = result.failure or result.plan.failure
+    if failure is not None:
+        return failure.step
     error = (result.error or "").lower()
     reason = result.plan.reason.lower()
     if result.plan.failed:

@@ -714,6 +714,24 @@ class StackStateClient:
             return VerifyResult(True, "accepted", 204)
         return VerifyResult(False, "not accepted (403)", 403)
 
+    def authorized_for(self, permission: str) -> bool | None:
+        """Whether the rotator's own credential holds ``permission`` (read-only; retried).
+
+        ``GET /user/authorization/for?permission=...`` with the configured credential: 204 True,
+        403 False, 400 None (the server does not know that permission). A 401 raises
+        :class:`StackStateUnauthorized`, like every call made with a credential not accepted.
+        """
+        operation = f"check permission {permission}"
+        response = self._call(
+            operation,
+            "GET",
+            _AUTHORIZATION_FOR_PATH,
+            params={"permission": permission},
+            headers=self._admin_headers(),
+            expected={204, 400, 403},
+        )
+        return {204: True, 403: False}.get(response.status_code)
+
     def server_info(self) -> ServerInfo:
         """The server's version and deployment mode; retried on transient failures."""
         operation = "server info"

@@ -16,13 +16,20 @@ from typing import Self
 from rotator import config as cfg
 from rotator.consumers.base import Consumer
 from rotator.consumers.command import CommandConsumer
+from rotator.consumers.discovery import DiscoveredWorkloads
 from rotator.consumers.kubernetes_workload import KubernetesWorkloadConsumer
 from rotator.consumers.synced_secret import SyncedSecretConsumer
 from rotator.engine.model import KeySpec
 from rotator.engine.policy import Windows
 from rotator.errors import ConfigError
 from rotator.kube import KubeClients
-from rotator.presets import effective_consumers, effective_targets
+from rotator.presets import (
+    adopt_source,
+    effective_consumers,
+    effective_targets,
+    helm_hint,
+    helm_values,
+)
 from rotator.secrets import Secret
 from rotator.stackstate import StackStateClient
 from rotator.targets.base import Target
@@ -111,11 +118,22 @@ def vault_session(settings: cfg.VaultSettings) -> VaultSession:
     )
 
 
-def build_target(spec: cfg.Target, kube: KubeClients, vault: VaultSession | None) -> Target:
+def build_target(
+    spec: cfg.Target,
+    kube: KubeClients,
+    vault: VaultSession | None,
+    foreign_owner_labels: Sequence[str] = (),
+) -> Target:
     """The adapter for one configured target."""
     if isinstance(spec, cfg.KubernetesSecretTarget):
         return KubernetesSecretTarget(
-            kube, namespace=spec.namespace, name=spec.name, key=spec.key, context=spec.context
+            kube,
+            namespace=spec.namespace,
+            name=spec.name,
+            key=spec.key,
+            context=spec.context,
+            allow_foreign_owner=spec.allow_foreign_owner,
+            foreign_owner_labels=tuple(foreign_owner_labels),
         )
     if isinstance(spec, cfg.VaultKvTarget):
         if vault is None:
@@ -126,9 +144,49 @@ def build_target(spec: cfg.Target, kube: KubeClients, vault: VaultSession | None
     return FileTarget(spec.path, file_format=spec.format, field=spec.field, mode=spec.mode)
 
 
+def build_consumers(
+    spec: cfg.Consumer,
+    kube: KubeClients,
+    key: cfg.ManagedKey | None = None,
+    default_context: str | None = None,
+) -> list[Consumer]:
+    """The adapters for one configured consumer: one, or for ``discover: true`` one per
+    kubernetes-secret target of ``key`` in the consumer's namespace and context."""
+    if isinstance(spec, cfg.KubernetesWorkloadConsumer) and spec.discover:
+        assert key is not None, "discovery needs the managed key's targets"
+        context = spec.context or default_context
+        secrets = [
+            t
+            for t in effective_targets(key)
+            if isinstance(t, cfg.KubernetesSecretTarget)
+            and t.namespace == spec.namespace
+            and (t.context or default_context) == context
+        ]
+        if not secrets:
+            raise ConfigError(
+                f"key {key.name}: a kubernetes-workload consumer with discover: true needs a "
+                f"kubernetes-secret target in namespace {spec.namespace}"
+            )
+        return [
+            DiscoveredWorkloads(
+                kube,
+                namespace=spec.namespace,
+                secret=t.name,
+                key=t.key,
+                action=spec.action,
+                context=spec.context,
+                legacy_secrets=spec.legacy_secrets,
+                migration_hint=helm_hint(key.preset),
+            )
+            for t in secrets
+        ]
+    return [build_consumer(spec, kube)]
+
+
 def build_consumer(spec: cfg.Consumer, kube: KubeClients) -> Consumer:
-    """The adapter for one configured consumer."""
+    """The adapter for one configured consumer (not ``discover: true``, see build_consumers)."""
     if isinstance(spec, cfg.KubernetesWorkloadConsumer):
+        assert spec.kind is not None, "validated: kind is required without discover"
         return KubernetesWorkloadConsumer(
             kube,
             namespace=spec.namespace,
@@ -148,7 +206,10 @@ def build_consumer(spec: cfg.Consumer, kube: KubeClients) -> Consumer:
 
 
 def key_spec(
-    key: cfg.ManagedKey, targets: Sequence[Target], consumers: Sequence[Consumer] = ()
+    key: cfg.ManagedKey,
+    targets: Sequence[Target],
+    consumers: Sequence[Consumer] = (),
+    adopt_from: Target | None = None,
 ) -> KeySpec:
     """The engine's view of one managed key (policy resolved, adapters attached)."""
     policy = key.policy
@@ -173,6 +234,8 @@ def key_spec(
         cron=policy.schedule.cron,
         jitter=policy.schedule.jitter,
         recheck=policy.schedule.recheck,
+        adopt_from=adopt_from,
+        helm_values=tuple(helm_values(key.preset)),
     )
 
 
@@ -181,12 +244,21 @@ def build_runtime(config: cfg.RotatorConfig) -> Runtime:
     stackstate = StackStateClient.from_settings(config.stackstate)
     kube = KubeClients(config.kubernetes.kubeconfig, config.kubernetes.context)
     vault = vault_session(config.vault) if config.vault is not None else None
-    specs = [
-        key_spec(
-            key,
-            [build_target(t, kube, vault) for t in effective_targets(key)],
-            [build_consumer(c, kube) for c in effective_consumers(key)],
+    labels = config.kubernetes.foreign_owner_labels
+    context = config.kubernetes.context
+    specs = []
+    for key in config.keys:
+        source = adopt_source(key.preset)
+        specs.append(
+            key_spec(
+                key,
+                [build_target(t, kube, vault, labels) for t in effective_targets(key)],
+                [
+                    adapter
+                    for c in effective_consumers(key)
+                    for adapter in build_consumers(c, kube, key, context)
+                ],
+                build_target(source, kube, vault, labels) if source is not None else None,
+            )
         )
-        for key in config.keys
-    ]
     return Runtime(config=config, stackstate=stackstate, specs=specs, kube=kube, vault=vault)

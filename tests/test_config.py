@@ -1161,11 +1161,52 @@ class TestConsumers:
         "extra", [{}, {"name": "c", "selector": {"app": "x"}}], ids=["neither", "both"]
     )
     def test_name_xor_selector(self, config_error: ConfigErrorText, extra: dict[str, Any]) -> None:
-        """Exactly one of name and selector."""
+        """Exactly one of name, selector and discover."""
         consumer = {"type": "kubernetes-workload", "namespace": "o", "kind": "Deployment"} | extra
-        assert "keys[0].consumers[0].name: give either name or selector" in config_error(
+        assert (
+            "keys[0].consumers[0].name: give exactly one of name, selector or discover"
+            in config_error(config_with(key_with(consumers=[consumer])))
+        )
+
+    def test_discover_needs_a_secret_target_in_its_namespace(
+        self, config_error: ConfigErrorText
+    ) -> None:
+        """discover: true finds readers of the key's Secret there; none there is an error."""
+        consumer = {"type": "kubernetes-workload", "namespace": "elsewhere", "discover": True}
+        assert "keys[0].consumers[0].discover: finds the readers" in config_error(
             config_with(key_with(consumers=[consumer]))
         )
+
+    def test_discover_takes_no_kind_and_legacy_secrets_need_discover(
+        self, config_error: ConfigErrorText
+    ) -> None:
+        """kind goes with name/selector; legacy_secrets only with discover."""
+        with_kind = {
+            "type": "kubernetes-workload",
+            "namespace": "monitoring",
+            "discover": True,
+            "kind": "Deployment",
+        }
+        assert "keys[0].consumers[0].kind: discover finds every kind" in config_error(
+            config_with(key_with(consumers=[with_kind]))
+        )
+        legacy = {
+            "type": "kubernetes-workload",
+            "namespace": "monitoring",
+            "kind": "Deployment",
+            "name": "x",
+            "legacy_secrets": ["old"],
+        }
+        assert "legacy_secrets: only used with discover: true" in config_error(
+            config_with(key_with(consumers=[legacy]))
+        )
+
+    def test_discover_in_the_targets_namespace_loads(self, load_yaml_config: ConfigLoader) -> None:
+        """A discovering consumer next to a Secret target of the same namespace is valid."""
+        consumer = {"type": "kubernetes-workload", "namespace": "monitoring", "discover": True}
+        (loaded,) = load_yaml_config(config_with(key_with(consumers=[consumer]))).keys[0].consumers
+        assert isinstance(loaded, KubernetesWorkloadConsumer)
+        assert (loaded.discover, loaded.kind, loaded.legacy_secrets) == (True, None, [])
 
     def test_workload_kind_and_action(self, config_error: ConfigErrorText) -> None:
         """kind and action take their documented values only."""

@@ -7,7 +7,13 @@ from typing import Any
 import pytest
 
 from rotator.config import ManagedKey
-from rotator.presets import effective_consumers, effective_targets
+from rotator.presets import (
+    adopt_source,
+    effective_consumers,
+    effective_targets,
+    helm_hint,
+    helm_values,
+)
 
 
 def key(preset: dict[str, Any], **extra: Any) -> ManagedKey:
@@ -25,45 +31,81 @@ def workloads(managed: ManagedKey) -> list[tuple[str, str | None]]:
 
 
 class TestPresets:
-    """Each preset names the Secret and workloads its chart or package uses."""
+    """Each preset names the Secret it writes and discovers the workloads that read it."""
 
     def test_suse_observability_agent(self) -> None:
-        """Secret <release>-secrets/STS_API_KEY and the four agent workloads, restarted."""
+        """Its own Secret <release>-rotated-api-key/STS_API_KEY, never the chart's Secret."""
         managed = key({"type": "suse-observability-agent", "release": "sts", "namespace": "obs"})
         (target,) = effective_targets(managed)
         assert (target.type, target.namespace, target.name, target.key) == (
             "kubernetes-secret",
             "obs",
-            "sts-secrets",
+            "sts-rotated-api-key",
             "STS_API_KEY",
         )
-        assert workloads(managed) == [
-            ("DaemonSet", "sts-node-agent"),
-            ("DaemonSet", "sts-logs-agent"),
-            ("Deployment", "sts-cluster-agent"),
-            ("Deployment", "sts-checks-agent"),
-        ]
-        assert {c.action for c in effective_consumers(managed)} == {"restart"}
+
+    def test_agent_presets_discover_readers_and_watch_the_chart_secret(self) -> None:
+        """Readers are discovered; workloads still on the chart's Secret block the key."""
+        managed = key({"type": "suse-observability-agent", "release": "sts", "namespace": "obs"})
+        (consumer,) = effective_consumers(managed)
+        assert consumer.type == "kubernetes-workload"
+        assert consumer.discover is True
+        assert consumer.legacy_secrets == ["sts-secrets"]
+        assert consumer.action == "restart"
+
+    def test_agent_preset_values_point_the_chart_at_the_rotators_secret(self) -> None:
+        """global.apiKey.fromSecret names the Secret the preset writes."""
+        preset = key(
+            {"type": "suse-observability-agent", "release": "sts", "namespace": "obs"}
+        ).preset
+        assert helm_values(preset) == [("global.apiKey.fromSecret", "sts-rotated-api-key")]
+        hint = helm_hint(preset)
+        assert hint is not None
+        assert "--set global.apiKey.fromSecret=sts-rotated-api-key" in hint
+
+    def test_agent_preset_adopts_from_the_chart_secret(self) -> None:
+        """The chart's own Secret is where the value in use is adopted from."""
+        preset = key(
+            {"type": "suse-observability-agent", "release": "sts", "namespace": "obs"}
+        ).preset
+        source = adopt_source(preset)
+        assert source is not None
+        assert (source.namespace, source.name, source.key) == ("obs", "sts-secrets", "STS_API_KEY")
 
     @pytest.mark.parametrize(
-        ("release", "secret"),
+        ("release", "chart_secret"),
         [
             ("sts", "sts-stackstate-k8s-agent"),
             ("my-stackstate-k8s-agent", "my-stackstate-k8s-agent"),
         ],
     )
-    def test_stackstate_k8s_agent_uses_the_chart_fullname(self, release: str, secret: str) -> None:
-        """The older chart's Secret is its fullname; the data key is sts-api-key."""
+    def test_stackstate_k8s_agent_uses_its_own_secret_and_manage_own_secrets(
+        self, release: str, chart_secret: str
+    ) -> None:
+        """The older chart reads our Secret through manageOwnSecrets + customSecretName; its
+        own Secret (the chart fullname) is the legacy one."""
         managed = key({"type": "stackstate-k8s-agent", "release": release, "namespace": "obs"})
         (target,) = effective_targets(managed)
-        assert (target.name, target.key) == (secret, "sts-api-key")
+        assert (target.name, target.key) == (f"{release}-rotated-api-key", "sts-api-key")
+        assert helm_values(managed.preset) == [
+            ("stackstate.manageOwnSecrets", "true"),
+            ("stackstate.customSecretName", f"{release}-rotated-api-key"),
+            ("stackstate.customApiKeySecretKey", "sts-api-key"),
+        ]
+        (consumer,) = effective_consumers(managed)
+        assert consumer.legacy_secrets == [chart_secret]
 
     def test_otel_collector_defaults(self) -> None:
-        """Secret open-telemetry-collector/API_KEY and the collector Deployment."""
+        """Secret open-telemetry-collector/API_KEY (the user's, as the SUSE docs set it up);
+        the collector is discovered; no chart value to set and nothing to adopt from."""
         managed = key({"type": "otel-collector", "namespace": "open-telemetry"})
         (target,) = effective_targets(managed)
         assert (target.name, target.key) == ("open-telemetry-collector", "API_KEY")
-        assert workloads(managed) == [("Deployment", "opentelemetry-collector")]
+        (consumer,) = effective_consumers(managed)
+        assert consumer.discover is True
+        assert consumer.legacy_secrets == []
+        assert helm_values(managed.preset) == []
+        assert adopt_source(managed.preset) is None
 
     def test_linux_agent(self) -> None:
         """The agent YAML field api_key and systemctl restart stackstate-agent."""
@@ -121,7 +163,7 @@ keys:
     kind: service-token
     roles: [r]
     targets:
-      - {type: kubernetes-secret, namespace: obs, name: sts-secrets, key: STS_API_KEY}
+      - {type: kubernetes-secret, namespace: obs, name: sts-rotated-api-key, key: STS_API_KEY}
 """
         )
         with pytest.raises(ConfigError) as info:

@@ -1,31 +1,65 @@
 """``rotator demo``: the product at work against the local sandbox, nothing outside this machine.
 
-It starts the StackState, Vault and Kubernetes emulators in-process (with the four workloads of
-the SUSE Observability agent chart), writes a configuration with one managed key delivered
-through the ``suse-observability-agent`` preset, a Vault KV path and an agent YAML file, and then
-runs the real engine through a whole life cycle: the dry-run plan, the bootstrap with its
-restarts, the switch-over check, a forced rotation, and the revocation of the previous key once
-every workload rolled out. It prints fingerprints, never values.
+It starts the StackState, Vault and Kubernetes emulators in-process (with the five workloads of
+the SUSE Observability agent chart, pointed at the rotator's own Secret with
+``global.apiKey.fromSecret``; their rollouts take a few seconds, as on a cluster), writes a
+configuration with one managed key delivered through the ``suse-observability-agent`` preset, a
+Vault KV path and an agent YAML file, and then runs the real engine through a whole life cycle:
+the dry-run plan with the discovered readers, the bootstrap with its restarts, the wait for every
+rollout, a forced rotation, and the revocation of the previous key once every workload rolled out.
+It prints fingerprints, never values.
 """
 
 from __future__ import annotations
 
 import tempfile
+import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from rotator.cli import cli
 from rotator.cli.keys import key_table
 from rotator.cli.report import render_text, status_table
-from rotator.engine.model import KeyResult, RunReport
+from rotator.engine.model import KeyResult, KeySpec, RunReport
 from rotator.engine.run import observe_and_plan, run_once, utc_now
 
+if TYPE_CHECKING:
+    from rotator.stackstate import StackStateClient
+
 STEPS = 8
+#: How long the demo waits for the sandbox's rollouts (they take a few seconds each).
+ROLLOUT_WAIT = 60.0
+#: Seconds between two looks while waiting.
+POLL = 1.0
 
 
 def _step(number: int, text: str) -> None:
     click.echo(click.style(f"\n[{number}/{STEPS}] {text}", bold=True))
+
+
+def _run(
+    specs: Sequence[KeySpec],
+    client: StackStateClient,
+    *,
+    dry_run: bool = False,
+    force: bool = False,
+    settle: bool = False,
+) -> bool:
+    """One engine run (with ``settle``: repeated while a switch-over waits for rollouts);
+    prints the report, returns whether it failed."""
+    deadline = time.monotonic() + ROLLOUT_WAIT
+    while True:
+        report = run_once(specs, client, dry_run=dry_run, force=force)
+        waiting = [r for r in report.results if r.plan.decision == "switch"]
+        if not settle or not waiting or time.monotonic() > deadline:
+            break
+        click.echo(f"  ... {waiting[0].plan.reason}")
+        time.sleep(POLL)
+    click.echo(render_text(report))
+    return report.failed
 
 
 @cli.command()
@@ -47,22 +81,17 @@ def demo() -> None:
         click.echo(
             f"  config      {config_path}\n"
             f"              managed key {EXAMPLE_KEY!r}: preset suse-observability-agent "
-            "(Secret + 4 workloads), a Vault KV path and an agent YAML file"
+            "(its own Secret, readers discovered), a Vault KV path and an agent YAML file"
         )
 
         with build_runtime(config) as runtime:
             specs, client = runtime.specs, runtime.stackstate
-
-            def run(number: int, title: str, *, dry_run: bool = False, force: bool = False) -> None:
-                nonlocal failed
-                _step(number, title)
-                report = run_once(specs, client, dry_run=dry_run, force=force)
-                failed = failed or report.failed
-                click.echo(render_text(report))
-
-            run(2, "rotator rotate --dry-run: the plan; nothing is changed", dry_run=True)
-            run(3, "rotator rotate: bootstrap creates, verifies, pushes, restarts the agents")
-            run(4, "rotator rotate: every agent rolled out: the switch-over is recorded")
+            _step(2, "rotator rotate --dry-run: the plan; nothing is changed")
+            failed |= _run(specs, client, dry_run=True)
+            _step(3, "rotator rotate: bootstrap creates, verifies, pushes, restarts the agents")
+            failed |= _run(specs, client)
+            _step(4, "rotator rotate, until every agent rolled out: the switch-over is recorded")
+            failed |= _run(specs, client, settle=True)
 
             _step(5, "rotator status")
             now = utc_now()
@@ -70,8 +99,10 @@ def demo() -> None:
             results = tuple(KeyResult(plan, "unchanged") for _, plan in planned)
             click.echo(status_table(RunReport(dry_run=True, started_at=now, results=results)))
 
-            run(6, "rotator rotate --force: a new key replaces the current one", force=True)
-            run(7, "rotator rotate: the agents switched, so the previous key is revoked")
+            _step(6, "rotator rotate --force: a new key replaces the current one")
+            failed |= _run(specs, client, force=True)
+            _step(7, "rotator rotate, until the agents switched: the previous key is revoked")
+            failed |= _run(specs, client, settle=True)
 
             _step(8, "rotator keys list --kind service-token: one live key")
             keys = sorted(client.list_keys("service-token"), key=lambda k: k.name)
@@ -80,5 +111,5 @@ def demo() -> None:
         raise click.ClickException("the demo rotation failed (see above)")
     click.echo(
         "\ndemo finished: the key was bootstrapped, rotated and the old one revoked only after "
-        "all four agent workloads rolled out with the new value."
+        "every agent workload rolled out with the new value."
     )

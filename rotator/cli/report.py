@@ -32,10 +32,35 @@ def days_left(expiration: datetime | None, now: datetime) -> float | None:
     return round((expiration - now).total_seconds() / 86400, 1)
 
 
+def helm_values_yaml(values: tuple[tuple[str, str], ...]) -> str:
+    """A values.yaml snippet for dotted Helm value paths (``true``/``false`` stay booleans)."""
+    tree: dict[str, Any] = {}
+    for path, value in values:
+        *parents, leaf = path.split(".")
+        node = tree
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = {"true": True, "false": False}.get(value, value)
+    lines: list[str] = []
+
+    def walk(node: dict[str, Any], depth: int) -> None:
+        for name, child in node.items():
+            if isinstance(child, dict):
+                lines.append(f"{'  ' * depth}{name}:")
+                walk(child, depth + 1)
+            else:
+                text = str(child).lower() if isinstance(child, bool) else child
+                lines.append(f"{'  ' * depth}{name}: {text}")
+
+    walk(tree, 0)
+    return "\n".join(lines)
+
+
 def result_document(result: KeyResult, now: datetime) -> dict[str, Any]:
     """One entry of ``keys`` in the JSON output."""
     plan = result.plan
     current = plan.current
+    failure = result.failure or plan.failure
     return {
         "key": plan.key,
         "kind": plan.kind,
@@ -49,6 +74,12 @@ def result_document(result: KeyResult, now: datetime) -> dict[str, Any]:
         ],
         "outcome": result.outcome,
         "error": result.error,
+        "warnings": list(plan.warnings),
+        "failure": failure.to_dict()
+        if failure is not None and result.outcome == "failed"
+        else None,
+        "readers": [{"id": r.id, "how": r.how, "restarted": r.restarted} for r in plan.readers],
+        "helm_values": dict(plan.helm_values) or None,
     }
 
 
@@ -89,9 +120,22 @@ def render_text(report: RunReport) -> str:
             lines += [
                 "    " + row for row in table(["ACTION", "TARGET", "DETAIL"], rows).split("\n")
             ]
+        listed = {a.target for a in plan.actions}
+        readers = [r for r in plan.readers if r.id not in listed and r.restarted]
+        if readers and report.dry_run:
+            lines.append("  readers (found this run):")
+            lines += [f"    {r.id}: {r.how}" for r in readers]
+        lines += [f"  warning:  {w}" for w in plan.warnings]
+        if plan.helm_values and (report.dry_run or plan.failed):
+            sets = " ".join(f"--set {path}={value}" for path, value in plan.helm_values)
+            lines.append(f"  helm values that point the chart at the rotator's Secret: {sets}")
+            lines += [f"    {line}" for line in helm_values_yaml(plan.helm_values).split("\n")]
         outcome = f"  outcome:  {result.outcome}"
         if result.error:
             outcome += f": {result.error}"
+        failure = result.failure or plan.failure
+        if failure is not None:
+            outcome += f" [step {failure.step}, {failure.category}]"
         lines.append(outcome)
         lines.append("")
     lines.append(summary_line(report))

@@ -90,7 +90,10 @@ def status(ctx: click.Context, keys: tuple[str, ...], output: str) -> None:
         planned = observe_and_plan(runtime.select(keys), runtime.stackstate, now=now)
     results = tuple(
         KeyResult(
-            plan, "failed" if plan.failed else "unchanged", plan.reason if plan.failed else None
+            plan,
+            "failed" if plan.failed else "unchanged",
+            plan.reason if plan.failed else None,
+            failure=plan.failure,
         )
         for _, plan in planned
     )

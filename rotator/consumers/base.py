@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol, runtime_checkable
 
+from rotator.errors import Category
 from rotator.secrets import Secret
 
 SwitchPhase = Literal["switched", "pending", "needs-trigger", "failed"]
@@ -69,6 +70,39 @@ class SwitchRequest:
     value: Secret | None = None
 
 
+@dataclass(frozen=True)
+class Reader:
+    """Something found reading a managed key's value, and how it reads it."""
+
+    #: ``kubernetes-workload:ctx/ns/Kind/name`` (or ``.../CronJob/name`` for informational ones).
+    id: str
+    #: How, e.g. ``env STS_API_KEY (secretKeyRef)``, ``envFrom secretRef``, ``volume config``.
+    how: str
+    #: False for readers the rotator never restarts (Jobs and CronJobs read it when they start).
+    restarted: bool = True
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """What a consumer stands for in this run, checked before anything is written.
+
+    ``blocking`` problems hold every step of the key (no reader at all, readers still on another
+    Secret: revoking would cut them off). ``before_create`` problems hold only a new rotation:
+    the consumer cannot switch now (missing, paused, ``OnDelete``), while the current key works.
+    """
+
+    consumer: str
+    readers: tuple[Reader, ...] = ()
+    blocking: tuple[str, ...] = ()
+    before_create: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+    #: What to do about the problems.
+    category: Category = "human"
+    #: Secrets (context, namespace, name) other than the targets that readers read the key
+    #: from: a key they hold must never be swept.
+    other_secrets: tuple[tuple[str | None, str, str], ...] = ()
+
+
 def consumer_token(consumer_id: str) -> str:
     """A short, stable token for a consumer id, stored in metadata ``done`` lists."""
     return hashlib.sha256(consumer_id.encode()).hexdigest()[:10]
@@ -91,6 +125,12 @@ class Consumer(Protocol):
     def plan_action(self) -> Literal["restart", "await"]:
         """How a rotation plan lists this consumer: ``restart`` when the rotator acts (restart,
         run a command), ``await`` when something else does (Reloader, ESO/VSO)."""
+        ...
+
+    def resolve(self) -> Resolution:
+        """Read-only, every run, before planning: what this consumer covers now (discovered
+        readers) and what would stop it from switching. Raises a RotatorError when it cannot
+        be read."""
         ...
 
     def observe(self, request: SwitchRequest, done: frozenset[str]) -> list[SwitchState]:

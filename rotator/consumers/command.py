@@ -60,7 +60,7 @@ from typing import IO, Final, Literal
 
 import structlog
 
-from rotator.consumers.base import SwitchRequest, SwitchState, consumer_token
+from rotator.consumers.base import Resolution, SwitchRequest, SwitchState, consumer_token
 from rotator.secrets import MASK, redact, registered_secrets
 from rotator.timespec import format_duration
 
@@ -134,6 +134,10 @@ class CommandConsumer:
         """One line for plans and logs."""
         stdin = ", key on stdin" if self.key_on_stdin else ""
         return f"run {shlex.join(self.command)} (timeout {_duration(self.timeout)}{stdin})"
+
+    def resolve(self) -> Resolution:
+        """Nothing to find: a command is what the configuration says (it runs on trigger)."""
+        return Resolution(self.id)
 
     def observe(self, request: SwitchRequest, done: frozenset[str]) -> list[SwitchState]:
         """``switched`` when a successful run for this value is recorded in ``done``."""

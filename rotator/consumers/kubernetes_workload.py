@@ -87,7 +87,7 @@ import urllib3.exceptions
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
-from rotator.consumers.base import SwitchPhase, SwitchRequest, SwitchState
+from rotator.consumers.base import Resolution, SwitchPhase, SwitchRequest, SwitchState
 from rotator.errors import (
     ConfigError,
     TargetConflict,
@@ -395,6 +395,25 @@ class KubernetesWorkloadConsumer:
             return f"restart {what} {context}"
         return f"wait for {RESTARTERS} to roll {what} {context}"
 
+    def resolve(self) -> Resolution:
+        """Read-only: does the workload (or any workload of the selector) exist, and can a
+        restart switch it? A problem holds a new rotation back while the current key works."""
+        if self.name is not None:
+            workload = self._get(self.name)
+            if workload is None:
+                problem = f"{self.kind} {self.namespace}/{self.name} not found"
+                return Resolution(self.id, before_create=(problem,), category="fix-config")
+            workloads = [workload]
+        else:
+            workloads = self._list()
+            if not workloads:
+                problem = (
+                    f"no {self.kind} matches {self.label_selector} in namespace {self.namespace}"
+                )
+                return Resolution(self.id, before_create=(problem,), category="fix-config")
+        problems = tuple(p for p in (self.blocked(w) for w in workloads) if p is not None)
+        return Resolution(self.id, before_create=problems)
+
     def observe(self, request: SwitchRequest, done: frozenset[str]) -> list[SwitchState]:
         """Read-only: one state per workload (see the module docstring for the rules).
 
@@ -404,7 +423,7 @@ class KubernetesWorkloadConsumer:
             workload = self._get(self.name)
             if workload is None:
                 return [self._state(self.name, "failed", f"{self.kind} {self.name} not found")]
-            return [self._judge(workload, request)]
+            return [self.judge(workload, request)]
         workloads = self._list()
         if not workloads:
             return [
@@ -415,7 +434,7 @@ class KubernetesWorkloadConsumer:
                     f"in namespace {self.namespace}",
                 )
             ]
-        return [self._judge(workload, request) for workload in workloads]
+        return [self.judge(workload, request) for workload in workloads]
 
     def trigger(self, state: SwitchState, requests: Sequence[SwitchRequest]) -> SwitchState:
         """Record every request on the workload of ``state`` and, for restart, restart it.
@@ -431,7 +450,7 @@ class KubernetesWorkloadConsumer:
             workload = self._get(name)
             if workload is None:
                 return self._state(name, "failed", f"{self.kind} {name} not found")
-            blocked = self._blocked(workload)
+            blocked = self.blocked(workload)
             if blocked is not None:
                 return self._state(name, "failed", blocked)
             body, done_reason = self._trigger_patch(workload, requests)
@@ -452,11 +471,11 @@ class KubernetesWorkloadConsumer:
 
     # -- decisions -------------------------------------------------------------------------------
 
-    def _judge(self, workload: Mapping[str, Any], request: SwitchRequest) -> SwitchState:
+    def judge(self, workload: Mapping[str, Any], request: SwitchRequest) -> SwitchState:
         """The state of one workload for ``request``."""
         name = str(workload["metadata"]["name"])
         record = read_records(workload).get(request.managed_key)
-        blocked = self._blocked(workload)
+        blocked = self.blocked(workload)
         if record is None or record.fingerprint != request.fingerprint:
             if blocked is not None:
                 return self._state(name, "failed", blocked)
@@ -501,7 +520,7 @@ class KubernetesWorkloadConsumer:
             )
         return self._state(name, "pending", f"rollout in progress: {verdict.message}")
 
-    def _blocked(self, workload: Mapping[str, Any]) -> str | None:
+    def blocked(self, workload: Mapping[str, Any]) -> str | None:
         """Why a trigger cannot switch this workload, or None when it can."""
         spec = workload.get("spec") or {}
         if self.kind == "Deployment":
@@ -611,7 +630,7 @@ class KubernetesWorkloadConsumer:
                 if exc.status == 404:
                     return None
                 raise
-            return _json_object(response, self.workload_id(name))
+            return json_object(response, self.workload_id(name))
 
     def _list(self) -> list[dict[str, Any]]:
         """Every workload matching the selector (all pages), sorted by name."""
@@ -630,7 +649,7 @@ class KubernetesWorkloadConsumer:
                     _request_timeout=self.clients.request_timeout,
                     **options,
                 )
-                page = _json_object(response, self.id)
+                page = json_object(response, self.id)
                 items = page.get("items") or []
                 found += [item for item in items if isinstance(item, dict)]
                 token = (page.get("metadata") or {}).get("continue")
@@ -657,7 +676,7 @@ class KubernetesWorkloadConsumer:
                 if exc.status == 409:
                     raise _Conflict from None
                 raise
-            return _json_object(response, self.workload_id(name))
+            return json_object(response, self.workload_id(name))
 
     @contextmanager
     def _translated(self, verb: str, name: str | None) -> Iterator[None]:
@@ -674,7 +693,7 @@ class KubernetesWorkloadConsumer:
             ) from None
 
 
-def _json_object(response: Any, where: str) -> dict[str, Any]:
+def json_object(response: Any, where: str) -> dict[str, Any]:
     """The JSON object of a raw (unpreloaded) answer; the connection goes back to the pool."""
     try:
         raw = response.data

@@ -54,7 +54,7 @@ import urllib3.exceptions
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
-from rotator.consumers.base import SwitchPhase, SwitchRequest, SwitchState
+from rotator.consumers.base import Resolution, SwitchPhase, SwitchRequest, SwitchState
 from rotator.errors import TargetError
 from rotator.kube import KubeClients, map_api_error
 from rotator.secrets import fingerprint
@@ -98,6 +98,11 @@ class SyncedSecretConsumer:
             f"Secret {self.namespace}/{self.name} key {self.key} synced by ESO/VSO "
             f"(context {self.context or 'default'})"
         )
+
+    def resolve(self) -> Resolution:
+        """Nothing to resolve ahead: the synced Secret may only appear once the operator syncs
+        the first value, so its absence is judged during the switch-over."""
+        return Resolution(self.id)
 
     def observe(self, request: SwitchRequest, done: frozenset[str]) -> list[SwitchState]:
         """GET the Secret and compare the fingerprint of ``data[key]`` with the request's.

@@ -22,11 +22,12 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NoReturn
 
 import structlog
 
 from rotator.consumers.base import Consumer, SwitchRequest, SwitchState, consumer_token
-from rotator.engine.model import Action, KeyPlan, KeyResult, ObservedKey
+from rotator.engine.model import Action, Failure, KeyPlan, KeyResult, ObservedKey, Step
 from rotator.engine.naming import managed_description
 from rotator.engine.observe import observe_consumers
 from rotator.errors import RotatorError
@@ -38,11 +39,21 @@ log = structlog.get_logger(__name__)
 
 
 class StepFailed(Exception):
-    """A step failed; ``message`` is what the report shows (never a value)."""
+    """A step failed; ``failure`` is what the report shows (never a value)."""
 
-    def __init__(self, message: str) -> None:
+    def __init__(
+        self,
+        message: str,
+        step: Step,
+        cause: RotatorError | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
+        self.failure = (
+            Failure.of(step, cause, message)
+            if cause is not None
+            else Failure(step, "human", "StepFailed", message)
+        )
 
 
 @dataclass(frozen=True)
@@ -105,23 +116,45 @@ class Applier:
         return [a.result for a in applied]
 
     def _apply(self, observed: ObservedKey, plan: KeyPlan) -> _Applied:
+        bound = log.bind(key=plan.key, decision=plan.decision)
         if plan.failed:
-            return _Applied(KeyResult(plan, "failed", plan.reason), [])
+            failure = plan.failure
+            if any(a.source is not None for a in plan.actions):
+                # Blocked, but the value in use can already be adopted into the rotator's own
+                # Secret (a migration waiting for its helm upgrade): copying changes no reader.
+                try:
+                    self._repair(observed, plan)
+                except StepFailed as failed:
+                    failure = failed.failure
+            bound.error(
+                "key.failed",
+                step=failure.step if failure else None,
+                category=failure.category if failure else None,
+                error=plan.reason,
+            )
+            return _Applied(KeyResult(plan, "failed", plan.reason, failure=failure), [])
         if not plan.actions:
             return _Applied(KeyResult(plan, "unchanged"), [])
-        bound = log.bind(key=plan.key, decision=plan.decision)
         try:
             applied = self._main(observed, plan)
             swept = self._sweep(plan)
-        except StepFailed as failure:
-            bound.error("key.failed", error=failure.message)
-            return _Applied(KeyResult(plan, "failed", failure.message), [])
+        except StepFailed as failed:
+            bound.error(
+                "key.failed",
+                step=failed.failure.step,
+                category=failed.failure.category,
+                error=failed.message,
+            )
+            return _Applied(KeyResult(plan, "failed", failed.message, failure=failed.failure), [])
         if swept and applied.result.outcome == "unchanged":
             applied.result = dataclasses.replace(applied.result, outcome="revoked")
         bound.info("key.applied", outcome=applied.result.outcome, swept=swept)
         return applied
 
     def _main(self, observed: ObservedKey, plan: KeyPlan) -> _Applied:
+        if plan.decision == "bootstrap" and any(a.source is not None for a in plan.actions):
+            self._repair(observed, plan)  # adoption: the value in use, copied; no new key
+            return _Applied(KeyResult(plan, "rotated"), [])
         if plan.decision in ("bootstrap", "rotate"):
             created, metadata = self._rotate(observed, plan)
             return _Applied(
@@ -145,6 +178,8 @@ class Applier:
 
     def _repair(self, observed: ObservedKey, plan: KeyPlan) -> None:
         by_id = {t.target.id: t for t in observed.targets}
+        if observed.adopt_source is not None:
+            by_id.setdefault(observed.adopt_source.target.id, observed.adopt_source)
         for action in plan.actions:
             if action.action != "push" or action.source is None or action.target is None:
                 continue
@@ -179,15 +214,15 @@ class Applier:
                 dedicated_subject=spec.dedicated_subject,
             )
         except RotatorError as exc:
-            raise StepFailed(f"create: {exc.message}") from exc
+            raise StepFailed(f"create: {exc.message}", "create", exc) from exc
         log.info("key.created", key=spec.name, id=created.key.id, name=created.key.name)
 
         try:
             verdict = self._client.verify(spec.kind, created.value)
         except RotatorError as exc:
-            self._abandon(created.key, f"verify: {exc.message}")
+            self._abandon(created.key, f"verify: {exc.message}", "verify", exc)
         if not verdict.accepted:
-            self._abandon(created.key, f"verify: new key {name} {verdict.reason}")
+            self._abandon(created.key, f"verify: new key {name} {verdict.reason}", "verify")
 
         current = plan.current
         previous_id = current.id if current is not None else None
@@ -215,11 +250,13 @@ class Applier:
             target = by_id[action.target]
             try:
                 self._push(target, created.value, metadata, action)
-            except StepFailed:
+            except StepFailed as failed:
                 if written == 0 and not self._holds(target, created.value):
                     self._abandon(
                         created.key,
                         f"push to {target.id} failed before any target held the new key",
+                        "push",
+                        failure=failed.failure,
                     )
                 raise
             written += 1
@@ -230,7 +267,7 @@ class Applier:
         try:
             target.write(value, metadata)
         except RotatorError as exc:
-            raise StepFailed(f"push to {target.id}: {exc.message}") from exc
+            raise StepFailed(f"push to {target.id}: {exc.message}", "push", exc) from exc
         log.info(
             "target.written",
             target=target.id,
@@ -245,18 +282,31 @@ class Applier:
         except RotatorError:
             return True
 
-    def _abandon(self, key: ApiKey, message: str) -> None:
-        """Delete a key no target depends on (I3), then fail the step with ``message``."""
+    def _abandon(
+        self,
+        key: ApiKey,
+        message: str,
+        step: Step,
+        cause: RotatorError | None = None,
+        *,
+        failure: Failure | None = None,
+    ) -> NoReturn:
+        """Delete a key no target depends on (I3), then fail ``step`` with ``message``."""
         try:
             self._client.delete_key(key.kind, key.id, missing_ok=True)
         except RotatorError as exc:
             log.error("key.abandon_failed", id=key.id, name=key.name, error=exc.message)
-            raise StepFailed(
+            failed = StepFailed(
                 f"{message}; deleting new key {key.name} also failed "
-                f"({exc.message}): the next run sweeps it"
-            ) from exc
+                f"({exc.message}): the next run sweeps it",
+                step,
+                cause,
+            )
+            raise _with_failure(failed, failure) from exc
         log.warning("key.abandoned", id=key.id, name=key.name, reason=message)
-        raise StepFailed(f"{message}; new key {key.name} deleted")
+        raise _with_failure(
+            StepFailed(f"{message}; new key {key.name} deleted", step, cause), failure
+        )
 
     # -- switch over -----------------------------------------------------------------------------
 
@@ -310,9 +360,11 @@ class Applier:
         for members in groups.values():
             first = members[0][1]
             requests = [t.request for _, t in members]
+            cause: RotatorError | None = None
             try:
                 state = first.consumer.trigger(first.state, requests)
             except RotatorError as exc:
+                cause = exc
                 state = dataclasses.replace(first.state, phase="failed", reason=exc.message)
             log.info(
                 "consumer.triggered",
@@ -323,10 +375,14 @@ class Applier:
             for index, trigger in members:
                 item = applied[index]
                 if state.failed:
+                    message = f"consumer {state.id}: {state.reason}; previous key kept"
                     item.result = dataclasses.replace(
                         item.result,
                         outcome="failed",
-                        error=f"consumer {state.id}: {state.reason}; previous key kept",
+                        error=message,
+                        failure=Failure.of("restart", cause, message)
+                        if cause is not None
+                        else Failure("restart", "human", "ConsumerFailed", message),
                     )
                 elif state.switched and item.metadata is not None:
                     self._record_done(observed[index], item, trigger)
@@ -342,8 +398,10 @@ class Applier:
         )
         try:
             self._record(observed, item.metadata)
-        except StepFailed as failure:
-            item.result = dataclasses.replace(item.result, outcome="failed", error=failure.message)
+        except StepFailed as failed:
+            item.result = dataclasses.replace(
+                item.result, outcome="failed", error=failed.message, failure=failed.failure
+            )
 
     def _record(self, observed: ObservedKey, metadata: KeyMetadata) -> None:
         """Write ``metadata`` (for the value all targets hold) to every target."""
@@ -351,7 +409,9 @@ class Applier:
             try:
                 target.write_metadata(metadata)
             except RotatorError as exc:
-                raise StepFailed(f"recording progress in {target.id}: {exc.message}") from exc
+                raise StepFailed(
+                    f"recording progress in {target.id}: {exc.message}", "switch", exc
+                ) from exc
 
     # -- revoke and sweep ------------------------------------------------------------------------
 
@@ -393,8 +453,16 @@ class Applier:
         try:
             self._client.delete_key(plan.kind, key_id, missing_ok=True)
         except RotatorError as exc:
-            raise StepFailed(f"{action.action} {key_id}: {exc.message}") from exc
+            step: Step = "sweep" if action.action == "sweep" else "revoke"
+            raise StepFailed(f"{action.action} {key_id}: {exc.message}", step, exc) from exc
         log.info(f"key.{action.action}", key=plan.key, id=key_id, detail=action.detail)
+
+
+def _with_failure(failed: StepFailed, failure: Failure | None) -> StepFailed:
+    """``failed``, carrying ``failure`` (the original cause's) when one is given."""
+    if failure is not None:
+        failed.failure = dataclasses.replace(failure, message=failed.message)
+    return failed
 
 
 def _held_value(observed: ObservedKey) -> Secret | None:

@@ -11,14 +11,47 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Literal
 
-from rotator.consumers.base import Consumer, SwitchState
+from rotator.consumers.base import Consumer, Reader, Resolution, SwitchState
 from rotator.engine.policy import Windows
+from rotator.errors import Category, RotatorError
 from rotator.stackstate import ApiKey, KeyKind, VerifyResult
 from rotator.targets.base import KeyMetadata, Target, TargetState
 
 Decision = Literal["ok", "bootstrap", "rotate", "repair", "switch", "revoke", "blocked"]
 ActionType = Literal["create", "verify", "push", "restart", "await", "revoke", "sweep"]
 Outcome = Literal["planned", "unchanged", "rotated", "waiting", "revoked", "failed"]
+#: The step a failure happened in (``failure.step`` in ``../shared/CLI.md``); ``preflight`` is
+#: what stops a plan before anything is written (a foreign owner, a consumer that cannot switch).
+Step = Literal[
+    "preflight", "observe", "create", "verify", "push", "restart", "switch", "revoke", "sweep"
+]
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why a managed key is not healthy, as data: metrics labels, alert types and the exit code
+    are derived from ``step`` and ``category``, never from ``message``."""
+
+    step: Step
+    category: Category
+    #: The exception class behind it (``TargetForbidden``), or a short name of the condition.
+    error_type: str
+    #: One line for people (never a key value).
+    message: str
+
+    @classmethod
+    def of(cls, step: Step, error: RotatorError, message: str | None = None) -> Failure:
+        """A failure of ``step`` caused by ``error`` (its class gives the category)."""
+        return cls(step, error.category, type(error).__name__, message or error.message)
+
+    def to_dict(self) -> dict[str, str]:
+        """The ``failure`` object of the JSON output."""
+        return {
+            "step": self.step,
+            "category": self.category,
+            "error_type": self.error_type,
+            "message": self.message,
+        }
 
 
 @dataclass(frozen=True)
@@ -47,6 +80,11 @@ class KeySpec:
     jitter: timedelta = timedelta(0)
     #: How often to look while a switch-over is in progress or after a failure.
     recheck: timedelta = timedelta(minutes=1)
+    #: Read-only source of the value in use while no target holds one (a preset's chart
+    #: Secret): adopted by copying, so moving to the rotator's own Secret has no gap.
+    adopt_from: Target | None = None
+    #: Helm values (``--set`` path, value) that point a chart at the key's Secret.
+    helm_values: tuple[tuple[str, str], ...] = ()
 
     @property
     def window_margin(self) -> timedelta:
@@ -61,6 +99,9 @@ class TargetObservation:
     target: Target
     state: TargetState | None
     error: str | None = None
+    #: The error class when unreadable (for the report's ``failure``).
+    error_type: str | None = None
+    category: Category | None = None
 
     @property
     def fingerprint(self) -> str | None:
@@ -88,8 +129,18 @@ class ObservedKey:
     #: Verification of held values the listing could not vouch for, by fingerprint.
     verdicts: Mapping[str, VerifyResult] = field(default_factory=dict)
     list_error: str | None = None
+    #: The error class and category behind ``list_error``.
+    list_error_type: str | None = None
+    list_category: Category = "retry"
     #: Consumers observed for the held value while its switch-over is unfinished (else empty).
     consumers: tuple[ConsumerObservation, ...] = ()
+    #: What each consumer resolved to this run (discovered readers, problems), in spec order.
+    resolutions: tuple[Resolution, ...] = ()
+    #: The Secret a preset migrates from (the chart's own), read only while no target holds a
+    #: value: its value is adopted into the targets instead of creating a key.
+    adopt_source: TargetObservation | None = None
+    #: Key ids that Secrets outside the targets still hold with rotator metadata: never swept.
+    protected_ids: frozenset[int] = frozenset()
 
     def held_metadata(self) -> KeyMetadata | None:
         """Our metadata for the value every target holds, when they agree on one; else None."""
@@ -148,6 +199,14 @@ class KeyPlan:
     targets_agree: bool = True
     #: Name of the key a create action makes (unique among the listed keys of the kind).
     new_key_name: str | None = None
+    #: Why the key is not healthy (set on every failed or blocked plan).
+    failure: Failure | None = None
+    #: Who reads the key, as its consumers resolved this run (discovered workloads included).
+    readers: tuple[Reader, ...] = ()
+    #: Helm values (path, value) that point a preset's chart at the key's Secret.
+    helm_values: tuple[tuple[str, str], ...] = ()
+    #: One-line notes for people (a foreign owner allowed by the config, informational readers).
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -160,6 +219,8 @@ class KeyResult:
     new_key: ApiKey | None = None
     #: For a revocation: how long the switch-over took (push to every consumer switched).
     switch_duration: timedelta | None = None
+    #: Why the key failed in this run (None when it did not).
+    failure: Failure | None = None
 
     @property
     def expiration(self) -> datetime | None:

@@ -9,14 +9,16 @@ again: the listing already says it is live, and that keeps a run's request count
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 
 import structlog
 
-from rotator.consumers.base import SwitchRequest
+from rotator.consumers.base import Resolution, SwitchRequest
 from rotator.engine.model import ConsumerObservation, KeySpec, ObservedKey, TargetObservation
 from rotator.errors import RotatorError
 from rotator.stackstate import ApiKey, KeyKind, StackStateClient, VerifyResult
+from rotator.targets.base import Target
 
 log = structlog.get_logger(__name__)
 
@@ -35,18 +37,55 @@ def list_kinds(
     return listed
 
 
+def read_target(spec: KeySpec, target: Target) -> TargetObservation:
+    """Read one target; a failure is recorded, not raised."""
+    try:
+        return TargetObservation(target, target.read())
+    except RotatorError as exc:
+        log.warning("observe.target_unreadable", key=spec.name, target=target.id, error=str(exc))
+        return TargetObservation(
+            target, None, exc.message, error_type=type(exc).__name__, category=exc.category
+        )
+
+
 def read_targets(spec: KeySpec) -> tuple[TargetObservation, ...]:
     """Read every target of a managed key; a failure is recorded, not raised."""
-    observations = []
-    for target in spec.targets:
+    return tuple(read_target(spec, target) for target in spec.targets)
+
+
+def resolve_consumers(spec: KeySpec) -> tuple[Resolution, ...]:
+    """What each consumer stands for this run (discovered readers, problems); read-only.
+
+    A consumer that cannot be resolved is a blocking problem: the rotator does not act on
+    readers it cannot see (I2).
+    """
+    found = []
+    for consumer in spec.consumers:
         try:
-            observations.append(TargetObservation(target, target.read()))
+            found.append(consumer.resolve())
         except RotatorError as exc:
             log.warning(
-                "observe.target_unreadable", key=spec.name, target=target.id, error=str(exc)
+                "observe.consumer_unresolved", key=spec.name, consumer=consumer.id, error=str(exc)
             )
-            observations.append(TargetObservation(target, None, exc.message))
-    return tuple(observations)
+            found.append(
+                Resolution(
+                    consumer.id,
+                    blocking=(f"cannot find the readers of {consumer.id}: {exc.message}",),
+                    category=exc.category,
+                )
+            )
+    return tuple(found)
+
+
+def _protected(source: TargetObservation | None) -> frozenset[int]:
+    """Key ids the adopt source (a Secret readers may still use) holds with our metadata."""
+    meta = source.state.managed_metadata if source and source.state else None
+    if meta is None:
+        return frozenset()
+    ids = {meta.key_id}
+    if not meta.previous_revoked:
+        ids.add(meta.previous_key_id)
+    return frozenset(i for i in ids if i is not None)
 
 
 def _needs_verify(obs: TargetObservation, keys: Mapping[int, ApiKey], now: datetime) -> bool:
@@ -69,8 +108,36 @@ def observe_key(
 ) -> ObservedKey:
     """Observe one managed key given its kind's listing."""
     targets = read_targets(spec)
+    source = read_target(spec, spec.adopt_from) if spec.adopt_from is not None else None
+    # Resolved first: consumers observed below act on the readers found in this run.
+    resolutions = resolve_consumers(spec)
+    observed = _observe_values(spec, client, listed, now, targets=targets, source=source)
+    return replace(
+        observed,
+        resolutions=resolutions,
+        adopt_source=source,
+        protected_ids=_protected(source),
+    )
+
+
+def _observe_values(
+    spec: KeySpec,
+    client: StackStateClient,
+    listed: dict[int, ApiKey] | RotatorError,
+    now: datetime,
+    *,
+    targets: tuple[TargetObservation, ...],
+    source: TargetObservation | None,
+) -> ObservedKey:
     if isinstance(listed, RotatorError):
-        return ObservedKey(spec, targets, None, list_error=listed.message)
+        return ObservedKey(
+            spec,
+            targets,
+            None,
+            list_error=listed.message,
+            list_error_type=type(listed).__name__,
+            list_category=listed.category,
+        )
     verdicts: dict[str, VerifyResult] = {}
     for obs in targets:
         fp = obs.fingerprint
@@ -87,7 +154,29 @@ def observe_key(
             log.warning(
                 "observe.verify_failed", key=spec.name, target=obs.target.id, error=str(exc)
             )
-            return ObservedKey(spec, targets, None, list_error=f"verifying a held value: {exc}")
+            return ObservedKey(
+                spec,
+                targets,
+                None,
+                list_error=f"verifying a held value: {exc}",
+                list_error_type=type(exc).__name__,
+                list_category=exc.category,
+            )
+    empty = all(t.fingerprint is None for t in targets)
+    if empty and source is not None and source.state is not None and source.fingerprint:
+        # The value in use that a migration would adopt (only while no target holds one):
+        # verified like any adopted value.
+        fp = source.fingerprint
+        if fp not in verdicts and _needs_verify(source, listed, now):
+            assert source.state.value is not None
+            try:
+                verdicts[fp] = client.verify(
+                    spec.kind,
+                    source.state.value,
+                    with_receiver_key=spec.kind == "ingestion-api-key",
+                )
+            except RotatorError as exc:
+                log.warning("observe.verify_failed", key=spec.name, error=str(exc))
     observed = ObservedKey(spec, targets, listed, verdicts)
     held = observed.held_metadata()
     if held is None or held.key_id is None or held.switched:

@@ -4,7 +4,16 @@ Decision procedure for one managed key:
 
 1. StackState could not be listed, or a target could not be read → ``blocked`` (failed): we
    do not act on a partial picture.
-2. No target holds a value → ``bootstrap``: create, verify, push everywhere.
+2. Preflight (step ``preflight``, nothing is written):
+   - a target another party owns (Helm, Argo CD, Flux, a controller) → ``blocked``: its owner
+     writes its own value back on the next sync, onto a key we may have deleted; a target that
+     ``allow_foreign_owner`` lets through is written with a warning;
+   - a consumer resolved to *blocking* problems (no reader at all, readers still on a legacy
+     Secret) → ``blocked``: rotating or revoking would cut those readers off (I2). While no
+     target holds a value, the value in use is still adopted from the preset's chart Secret,
+     so the migration has no gap.
+3. No target holds a value → ``bootstrap``: adopt the value in use from the chart Secret a
+   preset migrates from (copy, no new key), else create, verify, push everywhere.
 3. Targets disagree (a push stopped half-way, or someone edited one) → ``repair``: copy the
    newest value StackState accepts to the other targets; when none is accepted → ``rotate``.
 4. All targets hold one value:
@@ -26,6 +35,7 @@ from typing import Any
 from rotator.engine.model import (
     Action,
     CurrentKey,
+    Failure,
     KeyPlan,
     ObservedKey,
     TargetObservation,
@@ -133,19 +143,139 @@ def _rotation_actions(observed: ObservedKey, now: datetime) -> tuple[Action, ...
         Action("push", t.target.id, f"write {name} and its metadata") for t in observed.targets
     ]
     # The switch-over that follows the push (revocation comes in a later run, once proven).
-    actions += [Action(c.plan_action, c.id, f"then: {c.describe()}") for c in spec.consumers]
+    resolved = dict(zip((c.id for c in spec.consumers), observed.resolutions, strict=False))
+    for consumer in spec.consumers:
+        resolution = resolved.get(consumer.id)
+        readers = [r for r in resolution.readers if r.restarted] if resolution else []
+        if not readers:
+            actions.append(
+                Action(consumer.plan_action, consumer.id, f"then: {consumer.describe()}")
+            )
+            continue
+        verb = "restart" if consumer.plan_action == "restart" else "wait for the rollout of"
+        actions += [
+            Action(consumer.plan_action, r.id, f"then: {verb} it (reads the key: {r.how})")
+            for r in readers
+        ]
     return tuple(actions)
 
 
 def plan_key(observed: ObservedKey, now: datetime, *, force: bool = False) -> KeyPlan:
     """Decide what to do about one managed key (see the module docstring), sweep included."""
     decided = _decide(observed, now, force=force)
+    readers = tuple(r for res in observed.resolutions for r in res.readers)
+    warnings = _warnings(observed)
+    decided = replace(
+        decided,
+        readers=readers,
+        warnings=decided.warnings + warnings,
+        helm_values=observed.spec.helm_values,
+    )
     if decided.failed:
+        if decided.failure is None:
+            decided = replace(
+                decided, failure=Failure("switch", "human", "SwitchBlocked", decided.reason)
+            )
         return decided
     sweeps = sweep_actions(observed, now)
     if not sweeps:
         return decided
     return replace(decided, actions=decided.actions + sweeps)
+
+
+def _warnings(observed: ObservedKey) -> tuple[str, ...]:
+    """Notes for people: allowed foreign owners, readers never restarted, discovery limits."""
+    found = [
+        f"{t.target.describe()} is owned by {t.state.owner}; written anyway because "
+        "allow_foreign_owner is true (its owner must render the rotator's value, or the next "
+        "sync writes the old key back)"
+        for t in observed.targets
+        if t.state is not None and t.state.owner is not None and t.state.owner_allowed
+    ]
+    for resolution in observed.resolutions:
+        found += resolution.warnings
+        found += [f"{r.id} reads the key ({r.how})" for r in resolution.readers if not r.restarted]
+    return tuple(found)
+
+
+def _foreign_owner_reason(observed: ObservedKey, target: TargetObservation) -> str:
+    assert target.state is not None
+    values = observed.spec.helm_values
+    if values:
+        fix = "point the chart at a Secret the rotator owns: " + ", ".join(
+            f"--set {path}={value}" for path, value in values
+        )
+    else:
+        fix = (
+            "let the rotator write a Secret of its own and point the chart at it "
+            "(suse-observability-agent chart: --set global.apiKey.fromSecret=<secret>; "
+            "stackstate-k8s-agent chart: --set stackstate.manageOwnSecrets=true,"
+            "stackstate.customSecretName=<secret>)"
+        )
+    return (
+        f"{target.target.describe()} is owned by {target.state.owner}: the next helm upgrade "
+        f"or sync writes its own value back, onto a key the rotator may have deleted. Fix: "
+        f"{fix}; or set allow_foreign_owner: true on the target if that owner renders the "
+        "rotator's value"
+    )
+
+
+def _adoption(observed: ObservedKey, now: datetime) -> tuple[Action, ...]:
+    """While no target holds a value: copy the value in use from the adopt source, when it
+    holds one StackState accepts (a key that already works: no gap, no new key)."""
+    source = observed.adopt_source
+    if source is None or source.fingerprint is None:
+        return ()
+    if any(t.fingerprint is not None for t in observed.targets):
+        return ()
+    judged = candidates(replace(observed, targets=(source,)), now)
+    if not judged or not judged[0].accepted:
+        return ()
+    return tuple(
+        Action(
+            "push",
+            t.target.id,
+            f"adopt the value in use from {source.target.describe()} (no new key)",
+            source=source.target.id,
+        )
+        for t in observed.targets
+    )
+
+
+def _preflight(observed: ObservedKey, now: datetime) -> KeyPlan | None:
+    """A blocked plan when a target's owner or a consumer's readers forbid acting; else None."""
+    spec = observed.spec
+    for target in observed.targets:
+        state = target.state
+        if state is not None and state.owner is not None and not state.owner_allowed:
+            reason = _foreign_owner_reason(observed, target)
+            return KeyPlan(
+                key=spec.name,
+                kind=spec.kind,
+                decision="blocked",
+                reason=reason,
+                current=None,
+                failed=True,
+                failure=Failure("preflight", "human", "ForeignOwner", reason),
+            )
+    blocking = [(r, p) for r in observed.resolutions for p in r.blocking]
+    if not blocking:
+        return None
+    resolution, problem = blocking[0]
+    adoption = _adoption(observed, now)
+    reason = problem
+    if adoption:
+        reason = f"{problem}; meanwhile the value in use is adopted into the rotator's Secret"
+    return KeyPlan(
+        key=spec.name,
+        kind=spec.kind,
+        decision="blocked",
+        reason=reason,
+        current=None,
+        actions=adoption,
+        failed=True,
+        failure=Failure("preflight", resolution.category, "ConsumersBlocked", problem),
+    )
 
 
 def _decide(observed: ObservedKey, now: datetime, *, force: bool) -> KeyPlan:
@@ -158,43 +288,71 @@ def _decide(observed: ObservedKey, now: datetime, *, force: bool) -> KeyPlan:
         return KeyPlan(key=spec.name, kind=spec.kind, decision=decision, reason=reason, **kwargs)  # type: ignore[arg-type]
 
     if observed.keys_by_id is None:
+        reason = f"cannot list {spec.kind} keys: {observed.list_error}"
         return plan(
             "blocked",
-            f"cannot list {spec.kind} keys: {observed.list_error}",
+            reason,
             current=None,
             failed=True,
+            failure=Failure(
+                "observe",
+                observed.list_category,
+                observed.list_error_type or "StackStateError",
+                reason,
+            ),
         )
     unreadable = [t for t in observed.targets if t.error is not None or t.state is None]
     if unreadable:
         first = unreadable[0]
+        reason = f"cannot read {first.target.describe()}: {first.error}"
         return plan(
             "blocked",
-            f"cannot read {first.target.describe()}: {first.error}",
+            reason,
             current=None,
             failed=True,
             targets_agree=False,
+            failure=Failure(
+                "observe", first.category or "retry", first.error_type or "TargetError", reason
+            ),
         )
+    blocked = _preflight(observed, now)
+    if blocked is not None:
+        return blocked
 
     found = candidates(observed, now)
     empty = [t for t in observed.targets if t.fingerprint is None]
     if not found:
-        return plan(
-            "bootstrap",
-            "no target holds a value yet",
-            current=None,
-            actions=_rotation_actions(observed, now),
+        adoption = _adoption(observed, now)
+        if adoption:
+            assert observed.adopt_source is not None
+            return plan(
+                "bootstrap",
+                f"no target holds a value yet; adopting the value in use from "
+                f"{observed.adopt_source.target.describe()} (no new key is created)",
+                current=None,
+                actions=adoption,
+            )
+        return _creating(
+            observed,
+            plan("bootstrap", "no target holds a value yet", current=None),
+            now,
+            critical=True,
         )
 
     agree = len(found) == 1 and not empty
     if not agree:
         accepted = [c for c in found if c.accepted]
         if not accepted:
-            return plan(
-                "rotate",
-                "targets disagree and none holds a value StackState accepts",
-                current=None,
-                actions=_rotation_actions(observed, now),
-                targets_agree=False,
+            return _creating(
+                observed,
+                plan(
+                    "rotate",
+                    "targets disagree and none holds a value StackState accepts",
+                    current=None,
+                    targets_agree=False,
+                ),
+                now,
+                critical=True,
             )
         best = max(accepted, key=lambda c: (c.rotated_at, len(c.holders)))
         source = best.holders[0].target
@@ -220,11 +378,11 @@ def _decide(observed: ObservedKey, now: datetime, *, force: bool) -> KeyPlan:
     only = found[0]
     current = only.current(spec.adopt_key_id)
     if not only.accepted:
-        return plan(
-            "rotate",
-            f"current value is not usable: {only.reason}",
-            current=current,
-            actions=_rotation_actions(observed, now),
+        return _creating(
+            observed,
+            plan("rotate", f"current value is not usable: {only.reason}", current=current),
+            now,
+            critical=True,
         )
     held = observed.held_metadata()
     if not only.adopted and held is not None and held.key_id is not None and not held.switched:
@@ -256,7 +414,7 @@ def _decide(observed: ObservedKey, now: datetime, *, force: bool) -> KeyPlan:
         return plan("ok", due.reason + _still_live(held), current=current)
     if force:
         # A person asked for this rotation now: maintenance windows gate automatic work only.
-        return plan("rotate", due.reason, current=current, actions=_rotation_actions(observed, now))
+        return _creating(observed, plan("rotate", due.reason, current=current), now, critical=False)
     gate = window_gate(
         due,
         spec.windows,
@@ -267,7 +425,42 @@ def _decide(observed: ObservedKey, now: datetime, *, force: bool) -> KeyPlan:
     if not gate.allowed:
         return plan("blocked", f"{due.reason}; {gate.reason}", current=current)
     reason = f"{due.reason}; {gate.reason}" if gate.reason else due.reason
-    return plan("rotate", reason, current=current, actions=_rotation_actions(observed, now))
+    return _creating(observed, plan("rotate", reason, current=current), now, critical=False)
+
+
+def _creating(observed: ObservedKey, base: KeyPlan, now: datetime, *, critical: bool) -> KeyPlan:
+    """``base`` with the rotation's actions, unless a consumer could not switch to a new key.
+
+    A consumer that is missing, paused or cannot be rolled holds a rotation back *before* any
+    key is created (step ``preflight``), while the current key still works. When it does not
+    (``critical``: expired, refused, or no value at all), ingestion fails anyway: the rotation
+    goes ahead and the problem is reported as a warning; the switch-over then reports it.
+    """
+    problems = [(r, p) for r in observed.resolutions for p in r.before_create]
+    if problems and not critical:
+        resolution, first = problems[0]
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        reason = (
+            f"{base.reason}; held back: {first}{more}; nothing was created, the current key "
+            "stays in use"
+        )
+        return replace(
+            base,
+            decision="blocked",
+            reason=reason,
+            actions=(),
+            failed=True,
+            failure=Failure(
+                "preflight", resolution.category, "ConsumerCannotSwitch", f"{first}{more}"
+            ),
+        )
+    warnings = tuple(f"rotating although {p}" for _, p in problems)
+    return replace(
+        base,
+        actions=_rotation_actions(observed, now),
+        new_key_name=new_key_name(observed, now),
+        warnings=base.warnings + warnings,
+    )
 
 
 def _still_live(held: KeyMetadata | None) -> str:
@@ -408,6 +601,9 @@ def sweep_actions(observed: ObservedKey, now: datetime) -> tuple[Action, ...]:
             referenced.add(meta.previous_key_id)
     if spec.adopt_key_id is not None:
         referenced.add(spec.adopt_key_id)
+    # Keys a Secret outside the targets still holds for its readers (a chart Secret a preset
+    # migrates from, written by an older setup): deleting one would cut those readers off (I1).
+    referenced |= observed.protected_ids
     actions = []
     prefix = f"{spec.name}-"
     for key in sorted(listed.values(), key=lambda k: k.name):

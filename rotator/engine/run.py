@@ -64,7 +64,7 @@ def run_once(
     planned = observe_and_plan(specs, client, now=started, force=force)
     if dry_run:
         results = [
-            KeyResult(plan, "failed", plan.reason)
+            KeyResult(plan, "failed", plan.reason, failure=plan.failure)
             if plan.failed
             else KeyResult(plan, "planned" if plan.actions else "unchanged")
             for _, plan in planned

@@ -17,6 +17,7 @@ import yaml
 
 from rotator.sandbox._server import Emulator
 from rotator.sandbox.kubernetes import KubernetesEmulator
+from rotator.sandbox.kubernetes_charts import seed_agent_chart
 from rotator.sandbox.stackstate import StackStateEmulator
 from rotator.sandbox.vault import VaultEmulator
 
@@ -26,6 +27,9 @@ SERVICES: tuple[Service, ...] = ("stackstate", "vault", "kubernetes")
 #: The example managed key the written configuration holds.
 EXAMPLE_KEY = "sandbox-agent"
 EXAMPLE_NAMESPACE = "suse-observability"
+#: How long a rollout takes in the sandbox: long enough that a switch-over visibly waits for
+#: the restarted agents (tests build their own emulators, with instant rollouts by default).
+SANDBOX_ROLLOUT_SECONDS = 3.0
 
 
 @dataclass
@@ -53,24 +57,24 @@ class Sandbox:
                 self.vault = VaultEmulator(port=port)
                 self._started.append(self.vault.start())
             else:
-                self.kubernetes = KubernetesEmulator(port=port)
+                self.kubernetes = KubernetesEmulator(
+                    port=port, rollout_seconds=SANDBOX_ROLLOUT_SECONDS
+                )
                 self._started.append(self.kubernetes.start())
                 self._seed_agent_workloads(self.kubernetes)
         return self
 
     @staticmethod
     def _seed_agent_workloads(kube: KubernetesEmulator) -> None:
-        """The workloads the suse-observability-agent chart runs for release EXAMPLE_KEY."""
-        secret = f"{EXAMPLE_KEY}-secrets"
-        for kind, suffix in (
-            ("DaemonSet", "node-agent"),
-            ("DaemonSet", "logs-agent"),
-            ("Deployment", "cluster-agent"),
-            ("Deployment", "checks-agent"),
-        ):
-            kube.add_workload(
-                kind, EXAMPLE_NAMESPACE, f"{EXAMPLE_KEY}-{suffix}", env_from_secret=secret
-            )
+        """The suse-observability-agent chart installed as release EXAMPLE_KEY with
+        ``global.apiKey.fromSecret`` pointing at the rotator's own Secret
+        ``<release>-rotated-api-key`` (the chart still renders ``<release>-secrets``)."""
+        seed_agent_chart(
+            kube,
+            EXAMPLE_KEY,
+            EXAMPLE_NAMESPACE,
+            from_secret=f"{EXAMPLE_KEY}-rotated-api-key",
+        )
 
     def stop(self) -> None:
         """Stop every started emulator."""

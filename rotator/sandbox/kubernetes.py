@@ -4,10 +4,17 @@ Python client work against it over HTTP (or HTTPS with a bearer token).
 Served:
 
 - core/v1 ``secrets`` and ``namespaces``; apps/v1 ``deployments``, ``daemonsets``,
-  ``statefulsets`` (plus ``GET .../status``); coordination.k8s.io/v1 ``leases``.
+  ``statefulsets``; batch/v1 ``jobs`` and ``cronjobs`` (plus ``GET .../status``);
+  coordination.k8s.io/v1 ``leases``.
 - Verbs get, list, watch, create (POST), update (PUT), patch (strategic merge, JSON merge,
   JSON patch) and delete, with ``labelSelector``, ``fieldSelector``, ``limit``/``continue``,
   ``dryRun=All`` and ``Table`` output for ``kubectl get``.
+- The create-only reviews: authorization.k8s.io/v1 ``selfsubjectaccessreviews`` (``kubectl auth
+  can-i``; the verdict comes from the same :meth:`KubernetesEmulator.forbid` rules as real 403s)
+  and authentication.k8s.io/v1 ``tokenreviews`` for the service-account tokens the emulator issues
+  (:meth:`KubernetesEmulator.issue_service_account_token`, see
+  :mod:`rotator.sandbox.kubernetes_tokens`), which is what Vault's/OpenBao's ``kubernetes`` auth
+  method calls.
 - Discovery (``/version``, ``/api``, ``/apis``, group-version resource lists) and a minimal
   ``/openapi/v3`` so kubectl's field validation works without flags (see
   :mod:`rotator.sandbox.kubernetes_resources`).
@@ -15,7 +22,8 @@ Served:
 Semantics reproduced from the real server: one global, increasing ``resourceVersion`` that
 changes on every write (and not on a no-op update); optimistic concurrency (a PUT or patch
 carrying a stale ``resourceVersion`` gets the documented 409 Conflict; a PUT without one is
-unconditional); ``metadata.generation`` on workloads; ``uid``/``creationTimestamp``; Secret
+unconditional); ``metadata.generation`` on workloads, Jobs and CronJobs; a Job's generated
+selector; ``uid``/``creationTimestamp``; Secret
 ``data`` base64 checks and write-only ``stringData``; Lease ``MicroTime`` parsing; ``Status``
 failure bodies exactly as ``k8s.io/apimachinery/pkg/api/errors`` builds them (see
 :mod:`rotator.sandbox.kubernetes_errors`). Workload status is written by a simulated controller
@@ -23,14 +31,32 @@ failure bodies exactly as ``k8s.io/apimachinery/pkg/api/errors`` builds them (se
 background thread runs and tests move time by hand.
 
 Authentication: with ``token`` set every request must carry ``Authorization: Bearer <token>``
-(else 401); with ``token=None`` anonymous requests are served, as the API server's old insecure
-port did (kubectl never sends a token over plain HTTP). ``forbid`` arms RBAC-like 403s.
+or a service-account token the emulator issued (else 401); with ``token=None`` anonymous requests
+are served, as the API server's old insecure port did (kubectl never sends a token over plain
+HTTP), and an issued service-account token still authenticates as its service account. The user
+a request authenticates as is the one 403 messages name. ``forbid`` arms RBAC-like 403s.
 
-Decisions where the real server needs a cluster around it: namespaces are created on demand (a
-write into a missing namespace creates it; ``default``, ``kube-system``, ``kube-public`` and
-``kube-node-lease`` always exist) and cannot be deleted; ``fieldValidation=Strict`` is accepted
-but unknown fields are not reported; ``managedFields`` are not kept; server-side apply
-(``application/apply-patch+yaml``) is answered 415; the ``/status`` subresources are read-only.
+Namespaces are as strict as on a real cluster: ``default``, ``kube-system``, ``kube-public`` and
+``kube-node-lease`` always exist, others are created with ``POST /api/v1/namespaces`` (``kubectl
+create namespace``), and a create in a missing namespace — including a PUT that would create a
+Lease — answers the NamespaceLifecycle admission's 404 ``namespaces "x" not found``. (An update or
+patch of an object in a missing namespace answers that object's own 404, as the real server does:
+it looks the object up before admission runs.) The in-process seeding helpers (:meth:`apply`,
+:meth:`add_workload`, :meth:`issue_service_account_token`,
+:func:`rotator.sandbox.kubernetes_charts.seed_agent_chart`) create the namespace they need, as a
+test would before it starts.
+
+Rollouts take each workload's own ``rollout_seconds`` (:meth:`add_workload`,
+:meth:`set_rollout_seconds`), defaulting to the emulator-wide value.
+
+Decisions where the real server needs a cluster around it: namespaces cannot be deleted;
+``fieldValidation=Strict`` is accepted but unknown fields are not reported; ``managedFields`` are
+not kept; server-side apply (``application/apply-patch+yaml``) is answered 415; the ``/status``
+subresources are read-only; Jobs and CronJobs have no controller (no pods, ``status`` stays as
+written); SelfSubjectAccessReviews are answered from :meth:`forbid` rules alone (RBAC objects are
+not served); protobuf request bodies are decoded for Secrets, Namespaces and the two reviews only
+(typed kubectl creates of other kinds, e.g. ``kubectl create cronjob``, get a 415: use
+``kubectl create -f``).
 """
 
 from __future__ import annotations
@@ -38,13 +64,14 @@ from __future__ import annotations
 import base64
 import bisect
 import copy
+import hmac
 import json
 import os
 import secrets as _secrets
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -62,12 +89,14 @@ from rotator.sandbox.kubernetes_controller import (
 )
 from rotator.sandbox.kubernetes_errors import (
     ApiError,
+    FieldError,
     already_exists,
     bad_request,
     conflict,
     expired,
     forbidden,
     generic,
+    invalid,
     method_not_allowed,
     not_found,
     page_not_found,
@@ -78,6 +107,7 @@ from rotator.sandbox.kubernetes_objects import (
     DecodeError,
     apply_defaults,
     decode_object,
+    generate_job_selector,
     generation_changed,
     go_map,
     invalid_patch,
@@ -94,8 +124,10 @@ from rotator.sandbox.kubernetes_patch import (
 from rotator.sandbox.kubernetes_resources import (
     DAEMONSETS,
     DEPLOYMENTS,
+    JOBS,
     NAMESPACES,
     RESOURCES,
+    SELF_SUBJECT_ACCESS_REVIEWS,
     SERVER_VERSION,
     ResourceType,
     api_group,
@@ -113,6 +145,12 @@ from rotator.sandbox.kubernetes_selectors import (
     labels_match,
     parse_field_selector,
     parse_label_selector,
+)
+from rotator.sandbox.kubernetes_tokens import (
+    DEFAULT_EXPIRATION_SECONDS,
+    DEFAULT_ISSUER,
+    InvalidToken,
+    ServiceAccountTokens,
 )
 
 __all__ = ["KubernetesEmulator", "generate_tls", "write_kubeconfig"]
@@ -148,15 +186,20 @@ class _Event:
 @dataclass(frozen=True)
 class _Forbid:
     verb: str
+    group: str | None  # None with plural "*": any group
     plural: str
     subresource: str
     namespace: str | None
     name: str | None
 
-    def matches(self, verb: str, plural: str, sub: str, namespace: str, name: str) -> bool:
+    def matches(  # noqa: PLR0917 - the attributes of one authorization request
+        self, verb: str, group: str, plural: str, sub: str, namespace: str, name: str
+    ) -> bool:
+        """Whether the rule denies the request; ``*`` in a review's question matches any rule."""
         return (
-            self.verb in ("*", verb)
-            and self.plural in ("*", plural)
+            (self.verb == "*" or verb in ("*", self.verb))
+            and (self.group is None or group in ("*", self.group))
+            and (self.plural == "*" or plural in ("*", self.plural))
             and self.subresource == sub
             and self.namespace in (None, namespace)
             and self.name in (None, name)
@@ -216,19 +259,24 @@ class KubernetesEmulator(Emulator):
         ca_cert: str | os.PathLike[str] | None = None,
         username: str | None = None,
         nodes: int = 2,
+        issuer: str = DEFAULT_ISSUER,
     ) -> None:
         """Create a stopped emulator.
 
         ``tls`` is (certfile, keyfile) of the server; ``ca_cert`` the CA that signed it (written
         into kubeconfigs; defaults to the server certificate itself). ``token`` switches on
         bearer authentication. ``clock`` returns aware UTC datetimes (default: wall clock);
-        ``rollout_seconds`` is how long the simulated controller takes per rollout; ``nodes`` is
-        how many nodes DaemonSets run on unless ``add_workload`` says otherwise; ``username`` is
-        the user named in Forbidden messages.
+        ``rollout_seconds`` is how long the simulated controller takes per rollout unless a
+        workload has its own (:meth:`set_rollout_seconds`); ``nodes`` is how many nodes
+        DaemonSets run on unless ``add_workload`` says otherwise; ``username`` is the user
+        ``token`` (or anonymity) authenticates as, named in Forbidden messages; ``issuer`` is
+        the ``iss`` of service-account tokens and the API server's own audience.
         """
         super().__init__(host=host, port=port, tls=tls)
         self.token = token
         self.rollout_seconds = rollout_seconds
+        #: Audiences TokenReview checks when the review names none (``--api-audiences``).
+        self.api_audiences: tuple[str, ...] = (issuer,)
         self.nodes = nodes
         self.username = username or (DEFAULT_TOKEN_USER if token else "system:anonymous")
         self._clock = clock or _utc_now
@@ -237,6 +285,9 @@ class KubernetesEmulator(Emulator):
             rtype.plural: {} for rtype in RESOURCES.values()
         }
         self._rollouts: dict[tuple[str, str, str], Rollout] = {}
+        # Per-workload rollout durations; workloads without one use self.rollout_seconds.
+        self._rollout_overrides: dict[tuple[str, str, str], float] = {}
+        self._tokens = ServiceAccountTokens(issuer)
         # Workloads whose status may still change as time passes; the others are skipped by the
         # controller so that reads stay cheap with thousands of settled workloads.
         self._unsettled: set[tuple[str, str, str]] = set()
@@ -295,6 +346,8 @@ class KubernetesEmulator(Emulator):
         changes its pod template starts a rollout as an API write would.
         """
         rtype = resolve(str(obj.get("kind", "")))
+        if rtype.review:
+            raise ValueError(f"{rtype.kind} is answered, never stored: POST it instead")
         raw = json.dumps(obj).encode()
         namespace = str((obj.get("metadata") or {}).get("namespace") or "default")
         namespace = namespace if rtype.namespaced else ""
@@ -305,7 +358,14 @@ class KubernetesEmulator(Emulator):
             name = str(decoded["metadata"].get("name", ""))
             existing = self._objects[rtype.plural].get((namespace, name))
             if existing is None:
-                self._create_locked(rtype, namespace, decoded, dry_run=False, rolled_out=rolled_out)
+                self._create_locked(
+                    rtype,
+                    namespace,
+                    decoded,
+                    dry_run=False,
+                    rolled_out=rolled_out,
+                    create_namespace=True,
+                )
             else:
                 self._update_locked(rtype, existing, decoded, dry_run=False)
             self._reconcile_locked()
@@ -364,26 +424,49 @@ class KubernetesEmulator(Emulator):
         env_from_secret: str | None = None,
         *,
         image: str = "registry.example.com/stackstate/agent:1.0.0",
+        env_secret_key_ref: tuple[str, str] | None = None,
+        volume_secret: str | None = None,
+        rollout_seconds: float | None = None,
     ) -> dict[str, Any]:
         """Seed a rolled-out Deployment, DaemonSet or StatefulSet; returns it as stored.
 
         ``replicas`` is the node count for a DaemonSet. ``labels`` label the object, select its
-        pods and label the template (default ``app: <name>``). ``env_from_secret`` adds an
-        ``envFrom`` reference to that Secret in the one container.
+        pods and label the template (default ``app: <name>``). The one container reads a Secret
+        the ways pods do: ``env_from_secret`` adds ``envFrom[].secretRef`` to that Secret;
+        ``env_secret_key_ref=(secret, key)`` an env var (named after the key, upper-cased) from
+        ``valueFrom.secretKeyRef``; ``volume_secret`` mounts that Secret as a volume at
+        ``/etc/secrets/<name>``. ``rollout_seconds`` is this workload's rollout duration (None:
+        the emulator-wide one). The namespace is created if missing.
         """
         rtype = resolve(kind)
         if not rtype.workload:
             raise ValueError(f"{kind} is not a workload kind")
         pod_labels = dict(labels or {"app": name})
         container: dict[str, Any] = {"name": name, "image": image}
+        pod_spec: dict[str, Any] = {"containers": [container]}
         if env_from_secret:
             container["envFrom"] = [{"secretRef": {"name": env_from_secret}}]
+        if env_secret_key_ref:
+            ref_secret, ref_key = env_secret_key_ref
+            variable = ref_key.upper().replace("-", "_").replace(".", "_")
+            container["env"] = [
+                {
+                    "name": variable,
+                    "valueFrom": {"secretKeyRef": {"name": ref_secret, "key": ref_key}},
+                }
+            ]
+        if volume_secret:
+            volume = f"secret-{volume_secret}"[:63].rstrip("-.")
+            pod_spec["volumes"] = [{"name": volume, "secret": {"secretName": volume_secret}}]
+            container["volumeMounts"] = [
+                {"name": volume, "mountPath": f"/etc/secrets/{volume_secret}", "readOnly": True}
+            ]
         template_meta: dict[str, Any] = {"labels": pod_labels}
         if template_annotations:
             template_meta["annotations"] = dict(template_annotations)
         spec: dict[str, Any] = {
             "selector": {"matchLabels": pod_labels},
-            "template": {"metadata": template_meta, "spec": {"containers": [container]}},
+            "template": {"metadata": template_meta, "spec": pod_spec},
         }
         if rtype is not DAEMONSETS:
             spec["replicas"] = replicas
@@ -396,13 +479,97 @@ class KubernetesEmulator(Emulator):
             "spec": spec,
         }
         with self.lock:
-            stored = self.apply(obj)
+            self.apply(obj)
+            key = (rtype.plural, namespace, name)
+            if rollout_seconds is not None:
+                self._set_duration_locked(key, rollout_seconds)
             if rtype is DAEMONSETS:
-                self._rollouts[(rtype.plural, namespace, name)].nodes = replicas
-                self._unsettled.add((rtype.plural, namespace, name))
-                self._reconcile_locked()
-                stored = copy.deepcopy(self._objects[rtype.plural][(namespace, name)])
-            return stored
+                self._rollouts[key].nodes = replicas
+                self._unsettled.add(key)
+            self._reconcile_locked()
+            return copy.deepcopy(self._objects[rtype.plural][(namespace, name)])
+
+    def set_rollout_seconds(
+        self, kind: str, namespace: str, name: str, seconds: float | None
+    ) -> None:
+        """How long this workload's rollouts take (None: back to the emulator-wide value).
+
+        A rollout in progress keeps the fraction it has done and finishes at the new pace; a
+        finished one stays finished, so the new duration applies to the next rollout.
+        """
+        rtype = resolve(kind)
+        if not rtype.workload:
+            raise ValueError(f"{kind} is not a workload kind")
+        key = (rtype.plural, namespace, name)
+        with self.lock:
+            self._reconcile_locked()
+            if key not in self._rollouts:
+                raise KeyError(f"{rtype.plural} {namespace}/{name} not found")
+            self._set_duration_locked(key, seconds)
+            self._reconcile_locked()
+
+    def rollout_seconds_of(self, kind: str, namespace: str, name: str) -> float:
+        """The rollout duration that applies to a workload."""
+        rtype = resolve(kind)
+        with self.lock:
+            return self._duration((rtype.plural, namespace, name))
+
+    def create_namespace(
+        self, name: str, *, labels: Mapping[str, str] | None = None
+    ) -> dict[str, Any]:
+        """Create namespace ``name`` unless it exists (test seeding, as a test would run ``kubectl
+        create namespace`` first); ``labels`` are added to it. Returns it as stored."""
+        with self.lock:
+            existing = self._objects["namespaces"].get(("", name))
+            if existing is None:
+                metadata: dict[str, Any] = {"name": name}
+                if labels:
+                    metadata["labels"] = dict(labels)
+                return self.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": metadata})
+            if labels and any(
+                existing["metadata"].get("labels", {}).get(k) != v for k, v in labels.items()
+            ):
+                updated = copy.deepcopy(existing)
+                updated["metadata"].setdefault("labels", {}).update(labels)
+                self._update_locked(NAMESPACES, existing, updated, dry_run=False)
+            return copy.deepcopy(self._objects["namespaces"][("", name)])
+
+    def issue_service_account_token(
+        self,
+        namespace: str,
+        name: str,
+        *,
+        audiences: Sequence[str] | None = None,
+        expiration_seconds: int = DEFAULT_EXPIRATION_SECONDS,
+    ) -> str:
+        """A token for service account ``namespace/name``, as ``TokenRequest`` would issue it.
+
+        It is JWT-shaped (see :mod:`rotator.sandbox.kubernetes_tokens`), valid for
+        ``expiration_seconds`` from the emulator's now, for ``audiences`` (default: the API
+        server's own, :attr:`api_audiences`). TokenReview accepts it, and it authenticates
+        requests as ``system:serviceaccount:<namespace>:<name>``. The namespace is created if
+        missing (service accounts are not served; one comes into being with its first token).
+        """
+        with self.lock:
+            self._ensure_namespace(namespace)
+            return self._tokens.issue(
+                namespace,
+                name,
+                now=self._clock(),
+                audiences=list(audiences) if audiences is not None else list(self.api_audiences),
+                expiration_seconds=expiration_seconds,
+            )
+
+    def service_account_uid(self, namespace: str, name: str) -> str:
+        """The uid TokenReview reports for a service account (and its tokens carry)."""
+        with self.lock:
+            return self._tokens.account_uid(namespace, name)
+
+    def delete_service_account(self, namespace: str, name: str) -> None:
+        """As if the service account were deleted: its tokens stop authenticating (TokenReview
+        says so) and a token issued later belongs to a new account with a new uid."""
+        with self.lock:
+            self._tokens.revoke(namespace, name)
 
     def stall(self, kind: str, namespace: str, name: str, *, stalled: bool = True) -> None:
         """Make a workload's rollout never complete (``stalled=False`` releases it).
@@ -417,7 +584,9 @@ class KubernetesEmulator(Emulator):
             state = self._rollouts.get((rtype.plural, namespace, name))
             if state is None:
                 raise KeyError(f"{rtype.plural} {namespace}/{name} not found")
-            state.set_stalled(stalled, self._clock(), self.rollout_seconds)
+            state.set_stalled(
+                stalled, self._clock(), self._duration((rtype.plural, namespace, name))
+            )
             self._unsettled.add((rtype.plural, namespace, name))
             self._reconcile_locked()
 
@@ -456,13 +625,19 @@ class KubernetesEmulator(Emulator):
         """Answer 403 Forbidden (the RBAC message) to ``verb`` on ``resource``.
 
         ``verb`` is an RBAC verb (get, list, watch, create, update, patch, delete) or ``*``;
-        ``resource`` a plural, kind or ``plural/subresource`` (``deployments/status``);
-        ``namespace``/``name`` None match any.
+        ``resource`` a plural, kind or ``plural/subresource`` (``deployments/status``,
+        ``cronjobs``, ``tokenreviews``); ``namespace``/``name`` None match any.
+        SelfSubjectAccessReviews answer ``allowed: false`` for what a rule forbids.
         """
         plural, _, sub = resource.partition("/")
-        resolved = "*" if plural == "*" else resolve(plural).plural
+        if plural == "*":
+            group: str | None = None
+            resolved = "*"
+        else:
+            rtype = resolve(plural)
+            group, resolved = rtype.group, rtype.plural
         with self.lock:
-            self._forbidden.append(_Forbid(verb.lower(), resolved, sub, namespace, name))
+            self._forbidden.append(_Forbid(verb.lower(), group, resolved, sub, namespace, name))
 
     def allow_all(self) -> None:
         """Drop every rule armed with :meth:`forbid`."""
@@ -505,8 +680,8 @@ class KubernetesEmulator(Emulator):
     def handle(self, request: Request) -> Response:
         """Authenticate, route and answer one request."""
         try:
-            self._authenticate(request)
-            return self._route(request)
+            user = self._authenticate(request)
+            return self._route(request, user)
         except ApiError as err:
             return self._failure(err)
 
@@ -514,15 +689,24 @@ class KubernetesEmulator(Emulator):
     def _failure(err: ApiError) -> Response:
         return _respond(err.code, err.status(), headers=dict(err.headers))
 
-    def _authenticate(self, request: Request) -> None:
-        if self.token is None:
-            return
+    def _authenticate(self, request: Request) -> str:
+        """The user a request authenticates as (401 when a token is required and not given)."""
         header = request.header("Authorization") or ""
         scheme, _, credential = header.partition(" ")
-        if scheme.lower() != "bearer" or credential.strip() != self.token:
+        bearer = credential.strip() if scheme.lower() == "bearer" else ""
+        if bearer and self.token is not None and hmac.compare_digest(bearer, self.token):
+            return self.username
+        if bearer:
+            with self.lock:
+                try:
+                    return self._tokens.authenticate(bearer, self._clock()).username
+                except InvalidToken:
+                    pass
+        if self.token is not None:
             raise unauthorized()
+        return self.username
 
-    def _route(self, request: Request) -> Response:
+    def _route(self, request: Request, user: str) -> Response:
         path = request.path.rstrip("/") or "/"
         if request.method == "GET":
             static = self._static_document(path)
@@ -548,9 +732,9 @@ class KubernetesEmulator(Emulator):
             raise page_not_found()
         name = rest[1] if len(rest) > 1 else ""
         sub = rest[2] if len(rest) > 2 else ""
-        if sub and not (sub == "status" and (rtype.workload or rtype is NAMESPACES)):
+        if sub and not (sub == "status" and rtype.status_subresource):
             raise page_not_found()
-        return self._serve_resource(request, rtype, namespace, name, sub)
+        return self._serve_resource(request, rtype, namespace, name, sub, user)
 
     def _static_document(self, path: str) -> Response | None:
         documents: dict[str, Callable[[], Any]] = {
@@ -619,8 +803,8 @@ class KubernetesEmulator(Emulator):
             return "deletecollection" if verb == "delete" else verb
         return verb
 
-    def _serve_resource(
-        self, request: Request, rtype: ResourceType, namespace: str, name: str, sub: str
+    def _serve_resource(  # noqa: PLR0917 - one request's routing facts
+        self, request: Request, rtype: ResourceType, namespace: str, name: str, sub: str, user: str
     ) -> Response:
         verb = self._verb(request, name)
         self._check_accept(request)
@@ -633,17 +817,18 @@ class KubernetesEmulator(Emulator):
         ):
             raise method_not_allowed(rtype.group, rtype.plural, verb)
         with self.lock:
-            for rule in self._forbidden:
-                if rule.matches(verb, rtype.plural, sub, namespace, name):
-                    raise forbidden(
-                        rtype.group,
-                        rtype.plural,
-                        name,
-                        user=self.username,
-                        verb=verb,
-                        namespace=namespace,
-                        subresource=sub,
-                    )
+            if self._forbids(verb, rtype.group, rtype.plural, sub, namespace, name):
+                raise forbidden(
+                    rtype.group,
+                    rtype.plural,
+                    name,
+                    user=user,
+                    verb=verb,
+                    namespace=namespace,
+                    subresource=sub,
+                )
+        if rtype.review:
+            return self._review(request, rtype, user)
         if verb == "watch":
             return self._watch(request, rtype, namespace)
         dry_run = "All" in request.query.get("dryRun", [])
@@ -677,6 +862,97 @@ class KubernetesEmulator(Emulator):
                 self._check_name(obj, namespace, name)
                 return _respond(200, self._update_locked(rtype, existing, obj, dry_run=dry_run))
             return _respond(200, self._delete_response(request, rtype, existing, dry_run))
+
+    # -- reviews -------------------------------------------------------------------------------
+
+    def _forbids(  # noqa: PLR0917 - the attributes of one authorization request
+        self, verb: str, group: str, plural: str, sub: str, namespace: str, name: str
+    ) -> bool:
+        """Whether a :meth:`forbid` rule denies the request (caller holds the lock)."""
+        return any(
+            rule.matches(verb, group, plural, sub, namespace, name) for rule in self._forbidden
+        )
+
+    def _review(self, request: Request, rtype: ResourceType, user: str) -> Response:
+        """Answer a SelfSubjectAccessReview or TokenReview: the posted object plus ``status``."""
+        review = decode_object(rtype, request.body, request.header("Content-Type"))
+        review["metadata"].setdefault("creationTimestamp", None)
+        spec = review.get("spec")
+        if not isinstance(spec, dict):
+            spec = review["spec"] = {}
+        with self.lock:
+            if rtype is SELF_SUBJECT_ACCESS_REVIEWS:
+                status = self._access_review_status(spec)
+            else:
+                status = self._token_review_status(spec)
+        answer = {
+            "kind": rtype.kind,
+            "apiVersion": rtype.api_version,
+            "metadata": review["metadata"],
+            "spec": spec,
+            "status": status,
+        }
+        return _respond(201, answer)
+
+    def _access_review_status(self, spec: dict[str, Any]) -> dict[str, Any]:
+        """Allowed unless a :meth:`forbid` rule matches — the rules real requests get 403 from."""
+        attributes = spec.get("resourceAttributes")
+        other = spec.get("nonResourceAttributes")
+        if (attributes is None) == (other is None):
+            error = (
+                FieldError.invalid(
+                    "spec.resourceAttributes",
+                    "null",
+                    "exactly one of nonResourceAttributes or resourceAttributes must be specified",
+                )
+                if attributes is None
+                else FieldError.invalid(
+                    "spec.nonResourceAttributes",
+                    other,
+                    "cannot be specified in combination with resourceAttributes",
+                )
+            )
+            raise invalid(SELF_SUBJECT_ACCESS_REVIEWS.group, "SelfSubjectAccessReview", "", [error])
+        if attributes is None:
+            return {"allowed": True}
+        if not isinstance(attributes, dict):
+            raise bad_request("spec.resourceAttributes must be an object")
+
+        def text(field: str) -> str:
+            return str(attributes.get(field) or "")
+
+        denied = self._forbids(
+            text("verb").lower(),
+            text("group"),
+            text("resource"),
+            text("subresource"),
+            text("namespace"),
+            text("name"),
+        )
+        return {"allowed": not denied}
+
+    def _token_review_status(self, spec: dict[str, Any]) -> dict[str, Any]:
+        """TokenReview's verdict on an issued service-account token (see kubernetes_tokens)."""
+        token = spec.get("token")
+        if not isinstance(token, str) or not token:
+            raise bad_request("token is required for TokenReview in authentication")
+        asked = spec.get("audiences") or list(self.api_audiences)
+        try:
+            identity = self._tokens.authenticate(token, self._clock())
+        except InvalidToken as exc:
+            return {"authenticated": False, "user": {}, "error": str(exc)}
+        matched = [audience for audience in asked if audience in identity.audiences]
+        if not matched:
+            return {
+                "authenticated": False,
+                "user": {},
+                "error": (
+                    "[invalid bearer token, token audiences "
+                    f"{json.dumps(list(identity.audiences))} is invalid for the target audiences "
+                    f"{json.dumps(list(asked))}]"
+                ),
+            }
+        return {"authenticated": True, "user": identity.user_info(), "audiences": matched}
 
     # -- verbs ---------------------------------------------------------------------------------
 
@@ -777,7 +1053,10 @@ class KubernetesEmulator(Emulator):
         *,
         dry_run: bool,
         rolled_out: bool = False,
+        create_namespace: bool = False,
     ) -> dict[str, Any]:
+        """Create (or, with ``dry_run``, pretend to); ``create_namespace`` is for seeding only:
+        over HTTP a missing namespace is the NamespaceLifecycle admission's 404."""
         meta = obj["metadata"]
         if rtype.namespaced:
             if meta.get("namespace") not in (None, "", namespace):
@@ -786,6 +1065,8 @@ class KubernetesEmulator(Emulator):
                     "the request"
                 )
             meta["namespace"] = namespace
+            if not create_namespace and ("", namespace) not in self._objects["namespaces"]:
+                raise not_found("", "namespaces", namespace)
         else:
             meta.pop("namespace", None)
         if not meta.get("name") and meta.get("generateName"):
@@ -798,36 +1079,40 @@ class KubernetesEmulator(Emulator):
             raise ApiError(500, "", "resourceVersion should not be set on objects to be created")
         for system_field in ("uid", "creationTimestamp", "generation", "deletionTimestamp"):
             meta.pop(system_field, None)
+        now = self._clock()
+        meta["uid"] = str(uuid.uuid4())
+        meta["creationTimestamp"] = format_time(now)
         apply_defaults(rtype, obj)
+        if rtype is JOBS:
+            generate_job_selector(obj)
         validate(rtype, obj, None)
         key = (meta.get("namespace", ""), meta["name"])
         if key in self._objects[rtype.plural]:
             raise already_exists(rtype.group, rtype.plural, meta["name"])
-        now = self._clock()
-        meta["uid"] = str(uuid.uuid4())
-        meta["creationTimestamp"] = format_time(now)
         if rtype.has_generation:
             meta["generation"] = 1
-        if rtype.workload:
-            obj["status"] = {}
-            if rtype is DAEMONSETS:
-                meta.setdefault("annotations", {})["deprecated.daemonset.template.generation"] = "1"
+        if rtype.status_subresource and rtype is not NAMESPACES:
+            obj["status"] = {}  # written by controllers only (the /status subresource)
+        if rtype is DAEMONSETS:
+            meta.setdefault("annotations", {})["deprecated.daemonset.template.generation"] = "1"
         if dry_run:
             return obj
         if rtype.namespaced:
             self._ensure_namespace(namespace)
         stored = self._commit(rtype, obj, "ADDED")
         if rtype.workload:
-            started = now - timedelta(seconds=self.rollout_seconds) if rolled_out else now
-            self._rollouts[(rtype.plural, *key)] = Rollout(
+            workload = (rtype.plural, *key)
+            duration = self._duration(workload)
+            started = now - timedelta(seconds=duration) if rolled_out else now
+            self._rollouts[workload] = Rollout(
                 template_hash=template_hash(obj["spec"].get("template")),
                 previous_hash=None,
                 started=started,
                 nodes=self.nodes,
             )
             if rtype is DEPLOYMENTS and obj["spec"].get("paused"):
-                self._rollouts[(rtype.plural, *key)].set_paused(True, now, self.rollout_seconds)
-            self._unsettled.add((rtype.plural, *key))
+                self._rollouts[workload].set_paused(True, now, duration)
+            self._unsettled.add(workload)
         return stored
 
     def _update_locked(
@@ -850,7 +1135,7 @@ class KubernetesEmulator(Emulator):
             if system_field in old_meta:
                 meta[system_field] = old_meta[system_field]
         meta["resourceVersion"] = old_meta["resourceVersion"]
-        if rtype.workload or rtype is NAMESPACES:
+        if rtype.status_subresource:
             obj["status"] = copy.deepcopy(old.get("status", {}))
         apply_defaults(rtype, obj)
         if rtype is DAEMONSETS:
@@ -913,6 +1198,7 @@ class KubernetesEmulator(Emulator):
         self._commit(rtype, gone, "DELETED")
         key = _object_key(existing)
         self._rollouts.pop((rtype.plural, *key), None)
+        self._rollout_overrides.pop((rtype.plural, *key), None)
         self._unsettled.discard((rtype.plural, *key))
 
     def _patched(
@@ -1085,20 +1371,37 @@ class KubernetesEmulator(Emulator):
         self._commit(rtype, bumped, "MODIFIED")
         return self._objects[rtype.plural][_object_key(existing)]
 
+    def _duration(self, workload: tuple[str, str, str]) -> float:
+        """The rollout duration of a workload: its own, else the emulator-wide one."""
+        return self._rollout_overrides.get(workload, self.rollout_seconds)
+
+    def _set_duration_locked(self, workload: tuple[str, str, str], seconds: float | None) -> None:
+        old = self._duration(workload)
+        if seconds is None:
+            self._rollout_overrides.pop(workload, None)
+        else:
+            self._rollout_overrides[workload] = float(seconds)
+        state = self._rollouts.get(workload)
+        if state is not None:
+            state.rebase(self._clock(), old, self._duration(workload))
+            self._unsettled.add(workload)
+
     def _observe_spec(self, rtype: ResourceType, obj: dict[str, Any]) -> None:
         """Tell the simulated controller about a written workload spec."""
-        state = self._rollouts.get((rtype.plural, *_object_key(obj)))
+        workload = (rtype.plural, *_object_key(obj))
+        state = self._rollouts.get(workload)
         if state is None:
             return
         now = self._clock()
+        duration = self._duration(workload)
         new_hash = template_hash(obj["spec"].get("template"))
         paused = bool(obj["spec"].get("paused")) if rtype is DEPLOYMENTS else False
         if paused:
-            state.set_paused(True, now, self.rollout_seconds)
+            state.set_paused(True, now, duration)
             state.new_template(new_hash, now)
         else:
             state.new_template(new_hash, now)
-            state.set_paused(False, now, self.rollout_seconds)
+            state.set_paused(False, now, duration)
 
     def _reconcile_locked(self) -> None:
         """Let the simulated controllers write whatever status has changed by now."""
@@ -1111,9 +1414,10 @@ class KubernetesEmulator(Emulator):
             if obj is None or state is None:
                 self._unsettled.discard(workload)
                 continue
-            if state.settled(now, self.rollout_seconds):
+            duration = self._duration(workload)
+            if state.settled(now, duration):
                 self._unsettled.discard(workload)
-            status = workload_status(rtype.plural, obj, state, now, self.rollout_seconds)
+            status = workload_status(rtype.plural, obj, state, now, duration)
             annotations = dict(obj["metadata"].get("annotations") or {})
             if rtype is DEPLOYMENTS:
                 annotations[REVISION_ANNOTATION] = str(state.revision)

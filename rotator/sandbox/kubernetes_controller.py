@@ -6,8 +6,10 @@ controls tests use (paused, stalled). :func:`workload_status` computes, as a pur
 record, the object and ``now``, the ``status`` the real controllers would have written by then, so
 the emulator needs no background thread: it recomputes lazily whenever someone looks.
 
-A rollout takes ``rollout_seconds`` (0 = done by the next read) and moves through the same
-status fields ``kubectl rollout status`` reads (see ``polymorphichelpers/rollout_status.go``):
+A rollout takes ``rollout_seconds`` (0 = done by the next read; the emulator passes each
+workload's own duration, see :meth:`KubernetesEmulator.set_rollout_seconds`) and moves through
+the same status fields ``kubectl rollout status`` reads (see
+``polymorphichelpers/rollout_status.go``):
 
 - Deployment: ``observedGeneration`` catches up at once; during an update ``updatedReplicas``
   grows from 0 to ``spec.replicas`` while one surge pod keeps ``status.replicas`` above it; a
@@ -31,7 +33,7 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 #: The alphabet of pod-template-hash / controller-revision suffixes (``rand.SafeEncodeString``).
@@ -120,6 +122,17 @@ class Rollout:
             self.stall_pending = True
         else:
             self.stalled = True
+
+    def rebase(self, now: datetime, old_seconds: float, new_seconds: float) -> None:
+        """Keep the fraction done when the rollout's duration changes (a finished rollout stays
+        finished, one half way through stays half way through)."""
+        if self.frozen is not None:
+            return
+        if old_seconds <= 0:
+            done = 1.0
+        else:
+            done = min(1.0, max(0.0, (now - self.started).total_seconds() / old_seconds))
+        self.started = now - timedelta(seconds=done * max(new_seconds, 0.0))
 
     def set_paused(self, paused: bool, now: datetime, rollout_seconds: float) -> None:
         """Freeze or unfreeze progress when ``spec.paused`` flips."""

@@ -6,12 +6,15 @@ byte offset exactly as Go's ``encoding/base64`` does); Lease times are ``MicroTi
 exactly six fractional digits (``2006-01-02T15:04:05.000000Z07:00``). ``stringData`` is merged into
 ``data`` and dropped, as the v1 -> internal conversion does.
 
-Defaulting and system fields: ``uid``, ``creationTimestamp``, ``generation`` (workloads),
-``type: Opaque`` for Secrets, the apps/v1 defaults for workloads and their pod templates.
+Defaulting and system fields: ``uid``, ``creationTimestamp``, ``generation`` (workloads, Jobs,
+CronJobs), ``type: Opaque`` for Secrets, the apps/v1 and batch/v1 defaults and those of their pod
+templates; a Job's selector and its ``controller-uid``/``job-name`` template labels are generated
+on create (:func:`generate_job_selector`) unless ``spec.manualSelector`` is true.
 
 Validation (422 ``Invalid`` with causes): object names, Secret data keys, immutable Secrets and
 Secret types, workload selectors (required, matching the template, immutable), StatefulSet spec
-fields that may not change, Lease durations.
+fields that may not change, a Job's or CronJob's pod ``restartPolicy`` (``OnFailure`` or
+``Never``) and immutable Job template, a CronJob's ``schedule``, Lease durations.
 """
 
 from __future__ import annotations
@@ -34,8 +37,10 @@ from rotator.sandbox.kubernetes_errors import (
     unsupported_media_type,
 )
 from rotator.sandbox.kubernetes_resources import (
+    CRONJOBS,
     DAEMONSETS,
     DEPLOYMENTS,
+    JOBS,
     LEASES,
     NAMESPACES,
     SECRETS,
@@ -107,7 +112,7 @@ def decode_object(rtype: ResourceType, raw: bytes, content_type: str | None) -> 
         except (kubernetes_protobuf.UnsupportedProtobuf, UnicodeDecodeError) as exc:
             raise unsupported_media_type(
                 ["application/json", "application/yaml"],
-                f"{exc}; the sandbox decodes protobuf for Secrets and Namespaces only",
+                f"{exc}; the sandbox decodes protobuf for Secrets, Namespaces and reviews only",
             ) from exc
     elif media not in _BODY_MEDIA:
         raise unsupported_media_type(["application/json", "application/yaml", PROTOBUF])
@@ -372,40 +377,110 @@ def apply_defaults(rtype: ResourceType, obj: dict[str, Any]) -> None:
         obj["status"] = {"phase": "Active"}
     elif rtype.workload:
         spec = obj.setdefault("spec", {})
+        if isinstance(spec, dict):
+            _default_workload(rtype, spec)
+    elif rtype in (JOBS, CRONJOBS):
+        spec = obj.setdefault("spec", {})
         if not isinstance(spec, dict):
             return
-        if rtype is DEPLOYMENTS:
-            spec.setdefault("replicas", 1)
-            spec.setdefault("revisionHistoryLimit", 10)
-            spec.setdefault("progressDeadlineSeconds", 600)
-            strategy = spec.setdefault("strategy", {})
-            strategy.setdefault("type", "RollingUpdate")
-            if strategy["type"] == "RollingUpdate":
-                rolling = strategy.setdefault("rollingUpdate", {})
-                rolling.setdefault("maxUnavailable", "25%")
-                rolling.setdefault("maxSurge", "25%")
-        elif rtype is DAEMONSETS:
-            spec.setdefault("revisionHistoryLimit", 10)
-            strategy = spec.setdefault("updateStrategy", {})
-            strategy.setdefault("type", "RollingUpdate")
-            if strategy["type"] == "RollingUpdate":
-                rolling = strategy.setdefault("rollingUpdate", {})
-                rolling.setdefault("maxUnavailable", 1)
-                rolling.setdefault("maxSurge", 0)
-        elif rtype is STATEFULSETS:
-            spec.setdefault("replicas", 1)
-            spec.setdefault("podManagementPolicy", "OrderedReady")
-            spec.setdefault("revisionHistoryLimit", 10)
-            strategy = spec.setdefault("updateStrategy", {})
-            strategy.setdefault("type", "RollingUpdate")
-            if strategy["type"] == "RollingUpdate":
-                strategy.setdefault("rollingUpdate", {}).setdefault("partition", 0)
-            policy = spec.setdefault("persistentVolumeClaimRetentionPolicy", {})
-            policy.setdefault("whenDeleted", "Retain")
-            policy.setdefault("whenScaled", "Retain")
-        template = spec.get("template")
-        if isinstance(template, dict):
-            _default_pod_template(template)
+        if rtype is JOBS:
+            _default_job(obj["metadata"], spec)
+        else:
+            _default_cronjob(spec)
+
+
+def _default_workload(rtype: ResourceType, spec: dict[str, Any]) -> None:
+    """The apps/v1 defaults of a Deployment, DaemonSet or StatefulSet and its pod template."""
+    if rtype is DEPLOYMENTS:
+        spec.setdefault("replicas", 1)
+        spec.setdefault("revisionHistoryLimit", 10)
+        spec.setdefault("progressDeadlineSeconds", 600)
+        strategy = spec.setdefault("strategy", {})
+        strategy.setdefault("type", "RollingUpdate")
+        if strategy["type"] == "RollingUpdate":
+            rolling = strategy.setdefault("rollingUpdate", {})
+            rolling.setdefault("maxUnavailable", "25%")
+            rolling.setdefault("maxSurge", "25%")
+    elif rtype is DAEMONSETS:
+        spec.setdefault("revisionHistoryLimit", 10)
+        strategy = spec.setdefault("updateStrategy", {})
+        strategy.setdefault("type", "RollingUpdate")
+        if strategy["type"] == "RollingUpdate":
+            rolling = strategy.setdefault("rollingUpdate", {})
+            rolling.setdefault("maxUnavailable", 1)
+            rolling.setdefault("maxSurge", 0)
+    elif rtype is STATEFULSETS:
+        spec.setdefault("replicas", 1)
+        spec.setdefault("podManagementPolicy", "OrderedReady")
+        spec.setdefault("revisionHistoryLimit", 10)
+        strategy = spec.setdefault("updateStrategy", {})
+        strategy.setdefault("type", "RollingUpdate")
+        if strategy["type"] == "RollingUpdate":
+            strategy.setdefault("rollingUpdate", {}).setdefault("partition", 0)
+        policy = spec.setdefault("persistentVolumeClaimRetentionPolicy", {})
+        policy.setdefault("whenDeleted", "Retain")
+        policy.setdefault("whenScaled", "Retain")
+    template = spec.get("template")
+    if isinstance(template, dict):
+        _default_pod_template(template)
+
+
+def _default_cronjob(spec: dict[str, Any]) -> None:
+    """``SetDefaults_CronJob`` (batch/v1), plus the pod defaults of its job's template."""
+    spec.setdefault("concurrencyPolicy", "Allow")
+    spec.setdefault("suspend", False)
+    spec.setdefault("successfulJobsHistoryLimit", 3)
+    spec.setdefault("failedJobsHistoryLimit", 1)
+    job_spec = (spec.get("jobTemplate") or {}).get("spec")
+    template = job_spec.get("template") if isinstance(job_spec, dict) else None
+    if isinstance(template, dict):
+        _default_pod_template(template)
+
+
+def _default_job(meta: dict[str, Any], spec: dict[str, Any]) -> None:
+    """``SetDefaults_Job`` (batch/v1)."""
+    if spec.get("completions") is None and spec.get("parallelism") is None:
+        spec["completions"] = 1
+    spec.setdefault("parallelism", 1)
+    spec.setdefault("backoffLimit", 6)
+    spec.setdefault("completionMode", "NonIndexed")
+    spec.setdefault("suspend", False)
+    spec.setdefault("podReplacementPolicy", "TerminatingOrFailed")
+    template = spec.get("template")
+    if not isinstance(template, dict):
+        return
+    labels = (template.get("metadata") or {}).get("labels")
+    if labels and not meta.get("labels"):
+        meta["labels"] = dict(labels)
+    _default_pod_template(template)
+
+
+#: The labels the Job strategy adds to a pod template (legacy and prefixed forms).
+JOB_NAME_LABELS = ("batch.kubernetes.io/job-name", "job-name")
+CONTROLLER_UID_LABELS = ("batch.kubernetes.io/controller-uid", "controller-uid")
+
+
+def generate_job_selector(obj: dict[str, Any]) -> None:
+    """The Job strategy's ``PrepareForCreate``: without ``spec.manualSelector`` the selector is
+    ``batch.kubernetes.io/controller-uid: <uid>`` and the template gets the job-name and
+    controller-uid labels (``metadata.uid`` must already be set)."""
+    spec = obj.get("spec")
+    if not isinstance(spec, dict) or spec.get("manualSelector") is True:
+        return
+    template = spec.get("template")
+    if not isinstance(template, dict):
+        return
+    meta = obj["metadata"]
+    labels = template.setdefault("metadata", {}).setdefault("labels", {})
+    for label in JOB_NAME_LABELS:
+        labels.setdefault(label, str(meta.get("name", "")))
+    for label in CONTROLLER_UID_LABELS:
+        labels.setdefault(label, str(meta["uid"]))
+    selector = spec.get("selector")
+    if not isinstance(selector, dict):
+        selector = spec["selector"] = {}
+    match_labels = selector.setdefault("matchLabels", {})
+    match_labels.setdefault(CONTROLLER_UID_LABELS[0], str(meta["uid"]))
 
 
 # -- validation -------------------------------------------------------------------------------
@@ -519,15 +594,7 @@ def _validate_workload(
                     "`selector` does not match template `labels`",
                 )
             )
-    containers = (template.get("spec") or {}).get("containers")
-    if not containers:
-        errors.append(FieldError.required("spec.template.spec.containers"))
-    else:
-        for index, container in enumerate(containers):
-            if not isinstance(container, dict) or not container.get("name"):
-                errors.append(FieldError.required(f"spec.template.spec.containers[{index}].name"))
-            if isinstance(container, dict) and not container.get("image"):
-                errors.append(FieldError.required(f"spec.template.spec.containers[{index}].image"))
+    errors += _validate_containers(template, "spec.template")
     if old is not None:
         old_spec = old.get("spec") or {}
         if old_spec.get("selector") != spec.get("selector"):
@@ -563,6 +630,96 @@ def _validate_workload(
     return errors
 
 
+def _validate_containers(template: dict[str, Any], path: str) -> list[FieldError]:
+    """Every pod template needs containers, each with a name and an image."""
+    errors: list[FieldError] = []
+    containers = (template.get("spec") or {}).get("containers")
+    if not containers:
+        return [FieldError.required(f"{path}.spec.containers")]
+    for index, container in enumerate(containers):
+        if not isinstance(container, dict) or not container.get("name"):
+            errors.append(FieldError.required(f"{path}.spec.containers[{index}].name"))
+        if isinstance(container, dict) and not container.get("image"):
+            errors.append(FieldError.required(f"{path}.spec.containers[{index}].image"))
+    return errors
+
+
+def _validate_batch_template(template: Any, path: str) -> list[FieldError]:
+    """A Job's pod template: containers, and a restartPolicy of OnFailure or Never."""
+    if not isinstance(template, dict):
+        return [FieldError.required(path)]
+    errors = _validate_containers(template, path)
+    policy = (template.get("spec") or {}).get("restartPolicy")
+    if policy not in ("OnFailure", "Never"):
+        errors.append(
+            FieldError(
+                "FieldValueNotSupported",
+                f"{path}.spec.restartPolicy",
+                policy,
+                'supported values: "OnFailure", "Never"',
+            )
+        )
+    return errors
+
+
+def _validate_job(obj: dict[str, Any], old: dict[str, Any] | None) -> list[FieldError]:
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        return [FieldError.required("spec")]
+    errors = _validate_batch_template(spec.get("template"), "spec.template")
+    selector = spec.get("selector")
+    uid = obj["metadata"].get("uid")
+    if spec.get("manualSelector") is not True and old is None:
+        generated = {"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}
+        if selector != generated:
+            errors.append(
+                FieldError.invalid(
+                    "spec.selector", _label_selector_repr(selector), "`selector` not auto-generated"
+                )
+            )
+    if old is not None:
+        old_spec = old.get("spec") or {}
+        for field in ("selector", "template", "completionMode"):
+            if spec.get(field) != old_spec.get(field):
+                errors.append(FieldError.invalid(f"spec.{field}", spec.get(field), IMMUTABLE))
+    return errors
+
+
+#: Cron macros the CronJob controller's parser accepts besides five fields.
+_CRON_MACROS = frozenset(
+    ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
+)
+
+
+def _validate_cronjob(obj: dict[str, Any]) -> list[FieldError]:
+    errors: list[FieldError] = []
+    name = str(obj["metadata"].get("name", ""))
+    if len(name) > 52:
+        errors.append(
+            FieldError.invalid("metadata.name", name, "must be no more than 52 characters")
+        )
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        return [*errors, FieldError.required("spec")]
+    schedule = spec.get("schedule")
+    if not schedule:
+        errors.append(FieldError.required("spec.schedule"))
+    elif isinstance(schedule, str) and schedule not in _CRON_MACROS:
+        fields = schedule.split()
+        if len(fields) != 5:
+            errors.append(
+                FieldError.invalid(
+                    "spec.schedule",
+                    schedule,
+                    f"unparseable: expected exactly 5 fields, found {len(fields)}: {schedule}",
+                )
+            )
+    job_spec = (spec.get("jobTemplate") or {}).get("spec")
+    template = job_spec.get("template") if isinstance(job_spec, dict) else None
+    errors += _validate_batch_template(template, "spec.jobTemplate.spec.template")
+    return errors
+
+
 def _validate_lease(obj: dict[str, Any]) -> list[FieldError]:
     spec = obj.get("spec") or {}
     errors: list[FieldError] = []
@@ -589,6 +746,10 @@ def validate(rtype: ResourceType, obj: dict[str, Any], old: dict[str, Any] | Non
         errors += _validate_secret(obj, old)
     elif rtype.workload:
         errors += _validate_workload(rtype, obj, old)
+    elif rtype is JOBS:
+        errors += _validate_job(obj, old)
+    elif rtype is CRONJOBS:
+        errors += _validate_cronjob(obj)
     elif rtype is LEASES:
         errors += _validate_lease(obj)
     if errors:

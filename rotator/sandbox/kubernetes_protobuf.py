@@ -1,13 +1,15 @@
 """Just enough of the Kubernetes protobuf encoding to accept what kubectl's typed clients send.
 
-``kubectl create secret`` and ``kubectl create namespace`` POST their object as
-``application/vnd.kubernetes.protobuf``: the magic ``k8s\\x00`` followed by a ``runtime.Unknown``
-envelope (``typeMeta``, ``raw``) whose ``raw`` is the ``v1.Secret`` / ``v1.Namespace`` message
-(field numbers from ``k8s.io/api/core/v1/generated.proto`` and
-``k8s.io/apimachinery/pkg/apis/meta/v1/generated.proto``). This module decodes those two types
-into the JSON form the rest of the emulator works with; other kinds raise
-:class:`UnsupportedProtobuf` (the emulator answers 415: send JSON). Answers are always JSON,
-which every client accepts.
+``kubectl create secret``, ``kubectl create namespace`` and ``kubectl auth can-i`` POST their
+object as ``application/vnd.kubernetes.protobuf``: the magic ``k8s\\x00`` followed by a
+``runtime.Unknown`` envelope (``typeMeta``, ``raw``) whose ``raw`` is the ``v1.Secret`` /
+``v1.Namespace`` / ``authorization/v1.SelfSubjectAccessReview`` message (field numbers from
+``k8s.io/api/core/v1/generated.proto``, ``k8s.io/api/authorization/v1/generated.proto``,
+``k8s.io/api/authentication/v1/generated.proto`` and
+``k8s.io/apimachinery/pkg/apis/meta/v1/generated.proto``). This module decodes those types (and
+TokenReview, which Go clients may send the same way) into the JSON form the rest of the emulator
+works with; other kinds raise :class:`UnsupportedProtobuf` (the emulator answers 415: send
+JSON). Answers are always JSON, which every client accepts.
 """
 
 from __future__ import annotations
@@ -145,7 +147,68 @@ def _namespace(buf: bytes) -> dict[str, Any]:
     return obj
 
 
-_DECODERS = {("v1", "Secret"): _secret, ("v1", "Namespace"): _namespace}
+def _strings(buf: bytes, names: dict[int, str]) -> dict[str, str]:
+    """The non-empty string fields of a message (Go's ``omitempty`` in the JSON form)."""
+    found: dict[str, str] = {}
+    for number, value in _fields(buf):
+        if number in names:
+            text = _text(value)
+            if text:
+                found[names[number]] = text
+    return found
+
+
+_RESOURCE_ATTRIBUTES = {
+    1: "namespace",
+    2: "verb",
+    3: "group",
+    4: "version",
+    5: "resource",
+    6: "subresource",
+    7: "name",
+}
+
+
+def _self_subject_access_review(buf: bytes) -> dict[str, Any]:
+    obj: dict[str, Any] = {
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SelfSubjectAccessReview",
+        "spec": {},
+    }
+    for number, value in _fields(buf):
+        if number == 1 and isinstance(value, bytes):
+            obj["metadata"] = _object_meta(value)
+        elif number == 2 and isinstance(value, bytes):
+            for inner, item in _fields(value):
+                if inner == 1 and isinstance(item, bytes):
+                    obj["spec"]["resourceAttributes"] = _strings(item, _RESOURCE_ATTRIBUTES)
+                elif inner == 2 and isinstance(item, bytes):
+                    obj["spec"]["nonResourceAttributes"] = _strings(item, {1: "path", 2: "verb"})
+    return obj
+
+
+def _token_review(buf: bytes) -> dict[str, Any]:
+    obj: dict[str, Any] = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview"}
+    spec: dict[str, Any] = {}
+    for number, value in _fields(buf):
+        if number == 1 and isinstance(value, bytes):
+            obj["metadata"] = _object_meta(value)
+        elif number == 2 and isinstance(value, bytes):
+            for inner, item in _fields(value):
+                if inner == 1:
+                    spec["token"] = _text(item)
+                elif inner == 2:
+                    spec.setdefault("audiences", []).append(_text(item))
+    obj["spec"] = spec
+    return obj
+
+
+_DECODERS = {
+    ("v1", "Secret"): _secret,
+    ("v1", "Namespace"): _namespace,
+    ("authorization.k8s.io/v1", "SelfSubjectAccessReview"): _self_subject_access_review,
+    ("authentication.k8s.io/v1", "TokenReview"): _token_review,
+}
 
 
 def decode(body: bytes) -> dict[str, Any]:

@@ -52,8 +52,12 @@ class ResourceType:
     workload: bool = False
     #: Whether PUT may create a missing object (the strategy's ``AllowCreateOnUpdate``).
     create_on_update: bool = False
-    #: Whether ``metadata.generation`` is maintained (workloads only, as upstream).
+    #: Whether ``metadata.generation`` is maintained (workloads and batch types, as upstream).
     has_generation: bool = False
+    #: Whether a read-only ``/status`` subresource is served.
+    status_subresource: bool = False
+    #: A review (SelfSubjectAccessReview, TokenReview): create-only, answered, never stored.
+    review: bool = False
 
     @property
     def api_version(self) -> str:
@@ -84,6 +88,7 @@ NAMESPACES = ResourceType(
     namespaced=False,
     short_names=("ns",),
     verbs=("create", "get", "list", "patch", "update", "watch"),
+    status_subresource=True,
 )
 DEPLOYMENTS = ResourceType(
     "apps",
@@ -95,6 +100,7 @@ DEPLOYMENTS = ResourceType(
     categories=("all",),
     workload=True,
     has_generation=True,
+    status_subresource=True,
 )
 DAEMONSETS = ResourceType(
     "apps",
@@ -106,6 +112,7 @@ DAEMONSETS = ResourceType(
     categories=("all",),
     workload=True,
     has_generation=True,
+    status_subresource=True,
 )
 STATEFULSETS = ResourceType(
     "apps",
@@ -117,21 +124,77 @@ STATEFULSETS = ResourceType(
     categories=("all",),
     workload=True,
     has_generation=True,
+    status_subresource=True,
+)
+JOBS = ResourceType(
+    "batch",
+    "v1",
+    "jobs",
+    "job",
+    "Job",
+    categories=("all",),
+    has_generation=True,
+    status_subresource=True,
+)
+CRONJOBS = ResourceType(
+    "batch",
+    "v1",
+    "cronjobs",
+    "cronjob",
+    "CronJob",
+    short_names=("cj",),
+    categories=("all",),
+    has_generation=True,
+    status_subresource=True,
 )
 LEASES = ResourceType(
     "coordination.k8s.io", "v1", "leases", "lease", "Lease", create_on_update=True
+)
+SELF_SUBJECT_ACCESS_REVIEWS = ResourceType(
+    "authorization.k8s.io",
+    "v1",
+    "selfsubjectaccessreviews",
+    "selfsubjectaccessreview",
+    "SelfSubjectAccessReview",
+    namespaced=False,
+    verbs=("create",),
+    review=True,
+)
+TOKEN_REVIEWS = ResourceType(
+    "authentication.k8s.io",
+    "v1",
+    "tokenreviews",
+    "tokenreview",
+    "TokenReview",
+    namespaced=False,
+    verbs=("create",),
+    review=True,
 )
 
 #: Every served type, keyed by (group, version, plural).
 RESOURCES: dict[tuple[str, str, str], ResourceType] = {
     (r.group, r.version, r.plural): r
-    for r in (SECRETS, NAMESPACES, DEPLOYMENTS, DAEMONSETS, STATEFULSETS, LEASES)
+    for r in (
+        SECRETS,
+        NAMESPACES,
+        DEPLOYMENTS,
+        DAEMONSETS,
+        STATEFULSETS,
+        JOBS,
+        CRONJOBS,
+        LEASES,
+        SELF_SUBJECT_ACCESS_REVIEWS,
+        TOKEN_REVIEWS,
+    )
 }
 
-#: Group-versions in the order discovery lists them.
+#: Group-versions in the order discovery lists them (the real server's order, thinned out).
 GROUP_VERSIONS: tuple[tuple[str, str], ...] = (
     ("", "v1"),
     ("apps", "v1"),
+    ("authentication.k8s.io", "v1"),
+    ("authorization.k8s.io", "v1"),
+    ("batch", "v1"),
     ("coordination.k8s.io", "v1"),
 )
 
@@ -206,7 +269,7 @@ def api_resource_list(group: str, version: str) -> dict[str, Any] | None:
         if rtype.categories:
             entry["categories"] = list(rtype.categories)
         resources.append(entry)
-        if rtype.workload or rtype is NAMESPACES:
+        if rtype.status_subresource:
             resources.append(
                 {
                     "name": f"{rtype.plural}/status",
@@ -245,7 +308,7 @@ def openapi_v3_document(gv_path: str) -> dict[str, Any] | None:
             continue
         paths: dict[str, Any] = {}
         for rtype in RESOURCES.values():
-            if (rtype.group, rtype.version) != (group, version):
+            if (rtype.group, rtype.version) != (group, version) or "patch" not in rtype.verbs:
                 continue
             placeholder = rtype.path("{namespace}", "{name}")
             paths[placeholder] = {
@@ -336,13 +399,26 @@ def _status(obj: dict[str, Any], key: str) -> int:
     return int(value) if isinstance(value, int) else 0
 
 
+def pod_template(obj: dict[str, Any]) -> dict[str, Any]:
+    """The pod template of a workload, Job (``spec.template``) or CronJob
+    (``spec.jobTemplate.spec.template``); {} when there is none."""
+    spec = obj.get("spec") or {}
+    if obj.get("kind") == "CronJob":
+        spec = (spec.get("jobTemplate") or {}).get("spec") or {}
+    template = spec.get("template")
+    return template if isinstance(template, dict) else {}
+
+
 def _containers(obj: dict[str, Any], key: str) -> str:
-    containers = obj.get("spec", {}).get("template", {}).get("spec", {}).get("containers", [])
+    containers = (pod_template(obj).get("spec") or {}).get("containers") or []
     return ",".join(str(c.get(key, "")) for c in containers)
 
 
 def _selector(obj: dict[str, Any]) -> str:
-    selector = obj.get("spec", {}).get("selector", {}) or {}
+    spec = obj.get("spec") or {}
+    if obj.get("kind") == "CronJob":
+        spec = (spec.get("jobTemplate") or {}).get("spec") or {}
+    selector = spec.get("selector", {}) or {}
     parts = [f"{k}={v}" for k, v in sorted((selector.get("matchLabels") or {}).items())]
     for expr in selector.get("matchExpressions") or []:
         values = ",".join(expr.get("values") or [])
@@ -352,8 +428,54 @@ def _selector(obj: dict[str, Any]) -> str:
 
 
 def _node_selector(obj: dict[str, Any]) -> str:
-    selector = obj.get("spec", {}).get("template", {}).get("spec", {}).get("nodeSelector") or {}
+    selector = (pod_template(obj).get("spec") or {}).get("nodeSelector") or {}
     return ",".join(f"{k}={v}" for k, v in sorted(selector.items())) or "<none>"
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def _job_status(obj: dict[str, Any]) -> str:
+    """``printJob``'s status: the first condition that holds, else Running."""
+    holding = {
+        c.get("type")
+        for c in (obj.get("status") or {}).get("conditions") or []
+        if c.get("status") == "True"
+    }
+    if obj.get("metadata", {}).get("deletionTimestamp") and not holding & {"Complete", "Failed"}:
+        return "Terminating"
+    for ctype in ("Complete", "Failed", "Suspended", "FailureTarget", "SuccessCriteriaMet"):
+        if ctype in holding:
+            return ctype
+    return "Running"
+
+
+def _job_completions(obj: dict[str, Any]) -> str:
+    spec = obj.get("spec") or {}
+    succeeded = _status(obj, "succeeded")
+    completions = spec.get("completions")
+    if isinstance(completions, int):
+        return f"{succeeded}/{completions}"
+    parallelism = spec.get("parallelism")
+    parallelism = parallelism if isinstance(parallelism, int) else 0
+    return f"{succeeded}/1 of {parallelism}" if parallelism > 1 else f"{succeeded}/1"
+
+
+def _job_duration(obj: dict[str, Any], now: datetime) -> str:
+    status = obj.get("status") or {}
+    started = _parse_time(status.get("startTime"))
+    if started is None:
+        return ""
+    finished = _parse_time(status.get("completionTime")) or now
+    return human_duration((finished - started).total_seconds())
+
+
+def _last_schedule(obj: dict[str, Any], now: datetime) -> str:
+    last = _parse_time((obj.get("status") or {}).get("lastScheduleTime"))
+    return "<none>" if last is None else human_duration((now - last).total_seconds())
 
 
 _NAME = Column(
@@ -509,6 +631,68 @@ TABLE_COLUMNS: dict[str, tuple[Column, ...]] = {
         _AGE,
         _CONTAINERS,
         _IMAGES,
+    ),
+    "jobs": (
+        _NAME,
+        Column(
+            "Status",
+            "string",
+            lambda o, _n: _job_status(o),
+            description="Status of the job.",
+        ),
+        Column(
+            "Completions",
+            "string",
+            lambda o, _n: _job_completions(o),
+            description="The number of pods which reached phase Succeeded.",
+        ),
+        Column(
+            "Duration",
+            "string",
+            _job_duration,
+            description="Time required to complete the job.",
+        ),
+        _AGE,
+        _CONTAINERS,
+        _IMAGES,
+        _SELECTOR,
+    ),
+    "cronjobs": (
+        _NAME,
+        Column(
+            "Schedule",
+            "string",
+            lambda o, _n: (o.get("spec") or {}).get("schedule", ""),
+            description="The schedule in Cron format, see https://en.wikipedia.org/wiki/Cron.",
+        ),
+        Column(
+            "Timezone",
+            "string",
+            lambda o, _n: (o.get("spec") or {}).get("timeZone") or "<none>",
+            description="The time zone name for the given schedule.",
+        ),
+        Column(
+            "Suspend",
+            "boolean",
+            lambda o, _n: bool((o.get("spec") or {}).get("suspend")),
+            description="This flag tells the controller to suspend subsequent executions.",
+        ),
+        Column(
+            "Active",
+            "integer",
+            lambda o, _n: len((o.get("status") or {}).get("active") or []),
+            description="A list of pointers to currently running jobs.",
+        ),
+        Column(
+            "Last Schedule",
+            "string",
+            _last_schedule,
+            description="Information when was the last time the job was successfully scheduled.",
+        ),
+        _AGE,
+        _CONTAINERS,
+        _IMAGES,
+        _SELECTOR,
     ),
     "leases": (
         _NAME,

@@ -22,6 +22,7 @@ path (under ``/v1/``, relative to a namespace)  behaviour
 ``auth/{approle mount}/login``                 POST ``{"role_id", "secret_id"}`` (unauth.)
 ``sys/health``, ``sys/seal-status``            GET (unauthenticated, answered while sealed)
 ``sys/mounts``, ``sys/internal/ui/mounts/{p}``  GET
+``sys/capabilities-self``                      POST ``{"paths": [...]}``
 =============================================  ===============================================
 
 LIST is accepted as the ``LIST`` verb and as ``GET ?list=true``.
@@ -797,6 +798,8 @@ class VaultEmulator(Emulator):
             return self._authorized(call, "read") or self._sys_mounts(call)
         if path.startswith("sys/internal/ui/mounts/"):
             return self._ui_mount(call, path[len("sys/internal/ui/mounts/") :])
+        if path == "sys/capabilities-self":
+            return self._capabilities_self(call)
         mount = self._find_mount(call.namespace, path)
         if mount is None:
             return self._authorized(call, self._plain_capability(call.method)) or (
@@ -1585,6 +1588,52 @@ class VaultEmulator(Emulator):
             "type": "kv",
             "uuid": mount.uuid,
         }
+
+    # -- sys/capabilities-self -------------------------------------------------------------------
+
+    def _capabilities_self(self, call: _Call) -> Response:
+        """The calling token's capabilities on each path of ``paths``, as Vault computes them.
+
+        ``root`` for a root token; else the capabilities of the most specific matching policy
+        pattern (united across the token's policies), sorted; ``deny`` when none matches or the
+        match denies. Like Vault, the answer repeats ``data`` at the top level and adds
+        ``capabilities`` when exactly one path was asked for (backwards compatibility).
+        """
+        if call.method not in ("POST", "PUT"):
+            return self._unsupported(call)
+        denied = self._authorized(call, "update")
+        if denied is not None:
+            return denied
+        paths = _string_list(call.body.get("paths", call.body.get("path")))
+        if not paths:
+            return self.error_response(400, "paths must be supplied")
+        data: dict[str, list[str]] = {}
+        for path in paths:
+            data[path] = self._capabilities_of(call, path.strip("/"))
+        if len(paths) == 1:
+            data["capabilities"] = data[paths[0]]
+        return Response(200, {**data, **self._envelope(data=data, mount_type="system")})
+
+    def _capabilities_of(self, call: _Call, path: str) -> list[str]:
+        """What :meth:`_allows` would grant on ``path`` (relative to the call's namespace)."""
+        token = call.token
+        if token.is_root():
+            return ["root"]
+        relative_ns = call.namespace.path[len(token.namespace) :].strip("/")
+        full = f"{relative_ns}/{path}" if relative_ns else path
+        best: tuple[tuple[int, int, int, int, str], set[str]] | None = None
+        for name in token.policies:
+            for pattern, caps in self._policies.get(name, {}).items():
+                if not _pattern_matches(pattern, full):
+                    continue
+                rank = _pattern_priority(pattern)
+                if best is None or rank > best[0]:
+                    best = (rank, set(caps))
+                elif rank == best[0]:
+                    best[1].update(caps)
+        if best is None or not best[1] or "deny" in best[1]:
+            return ["deny"]
+        return sorted(best[1])
 
     # -- ACL -----------------------------------------------------------------------------------
 

@@ -129,6 +129,11 @@ class TargetState:
     value: Secret | None
     metadata: KeyMetadata | None
     version: str | None = None
+    #: Who else owns the location (Helm, Argo CD, Flux, a controller), when anyone does: they
+    #: write their own value back, so the plan refuses to write unless the config allows it.
+    owner: str | None = None
+    #: The configuration allows writing despite ``owner`` (the plan warns instead).
+    owner_allowed: bool = False
 
     @property
     def fingerprint(self) -> str | None:

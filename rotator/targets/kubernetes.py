@@ -37,6 +37,15 @@ Annotations. Metadata is kept per data key, because one Secret may hold several 
 The data and every annotation change in one request, so unlike the file target there is no
 window in which a crash leaves a value without its metadata.
 
+Foreign owners. A Secret that Helm, Argo CD, Flux or a controller renders gets its own value
+written back on the next ``helm upgrade`` or sync: the rotator's key is replaced by one it may
+already have deleted (an outage the rotator caused). :meth:`KubernetesSecretTarget.read` therefore
+reports the owner (:func:`foreign_owner`: ``app.kubernetes.io/managed-by: Helm``,
+``meta.helm.sh/release-name``, ``argocd.argoproj.io/tracking-id``, Flux's
+``kustomize.toolkit.fluxcd.io/*`` and ``helm.toolkit.fluxcd.io/*`` labels, any
+``ownerReferences``, plus the labels listed in ``kubernetes.foreign_owner_labels``) and the plan
+refuses to write such a Secret unless the target says ``allow_foreign_owner: true``.
+
 Errors are translated in one place, :func:`map_error`::
 
     401, 403 ............................... TargetForbidden (verb, resource, namespace)
@@ -96,6 +105,11 @@ FLAT_FIELDS: Final = (
 MANAGED_BY_LABEL: Final = "app.kubernetes.io/managed-by"
 MANAGED_BY: Final = "stackstate-key-rotator"
 
+#: Marks of owners that write their own value back (see the module docstring).
+HELM_RELEASE_ANNOTATION: Final = "meta.helm.sh/release-name"
+ARGOCD_TRACKING_ANNOTATION: Final = "argocd.argoproj.io/tracking-id"
+FLUX_LABEL_PREFIXES: Final = ("kustomize.toolkit.fluxcd.io/", "helm.toolkit.fluxcd.io/")
+
 #: Read-modify-replace attempts before a persistent 409 becomes TargetConflict.
 DEFAULT_CONFLICT_ATTEMPTS: Final = 5
 #: First backoff (seconds) between attempts; doubles each time (0.05 + 0.1 + 0.2 + 0.4 s).
@@ -123,12 +137,16 @@ class KubernetesSecretTarget:
         context: str | None = None,
         conflict_attempts: int = DEFAULT_CONFLICT_ATTEMPTS,
         conflict_backoff: float = DEFAULT_CONFLICT_BACKOFF,
+        allow_foreign_owner: bool = False,
+        foreign_owner_labels: tuple[str, ...] = (),
     ) -> None:
         self.clients = clients
         self.namespace = namespace
         self.name = name
         self.key = key
         self.context = context
+        self.allow_foreign_owner = allow_foreign_owner
+        self.foreign_owner_labels = foreign_owner_labels
         self.conflict_attempts = max(1, conflict_attempts)
         self.conflict_backoff = conflict_backoff
         if not _DATA_KEY.match(key) or len(key) > 253:
@@ -153,7 +171,8 @@ class KubernetesSecretTarget:
         )
 
     def read(self) -> TargetState:
-        """GET the Secret; the value of our data key and the metadata entry describing it."""
+        """GET the Secret; the value of our data key, the metadata entry describing it, and
+        who else owns the Secret."""
         secret = self._get()
         if secret is None:
             return TargetState(value=None, metadata=None, version=None)
@@ -162,7 +181,13 @@ class KubernetesSecretTarget:
         if value is not None:
             entries = _keys_record(secret).get(self.key, {})
             metadata = KeyMetadata.from_dict(entries.get(value.fingerprint))
-        return TargetState(value=value, metadata=metadata, version=_resource_version(secret))
+        return TargetState(
+            value=value,
+            metadata=metadata,
+            version=_resource_version(secret),
+            owner=foreign_owner(secret.metadata, self.foreign_owner_labels),
+            owner_allowed=self.allow_foreign_owner,
+        )
 
     def write(self, value: Secret, metadata: KeyMetadata) -> None:
         """Set our data key and its metadata (new + previous entry) in one replace or create."""
@@ -298,6 +323,39 @@ class KubernetesSecretTarget:
                 namespace=self.namespace,
                 timeout=self.clients.request_timeout,
             ) from None
+
+
+# -- ownership ---------------------------------------------------------------------------------
+
+
+def foreign_owner(metadata: Any, extra_labels: tuple[str, ...] = ()) -> str | None:
+    """Who, other than the rotator, owns an object with this ``metadata``; None when nobody.
+
+    ``metadata`` is a ``V1ObjectMeta`` (or anything with ``labels``, ``annotations`` and
+    ``owner_references``). The answer names the owner for people: ``Helm release agent``.
+    """
+    labels: dict[str, str] = dict(getattr(metadata, "labels", None) or {})
+    annotations: dict[str, str] = dict(getattr(metadata, "annotations", None) or {})
+    release = annotations.get(HELM_RELEASE_ANNOTATION)
+    if labels.get(MANAGED_BY_LABEL) == "Helm" or release:
+        name = release or labels.get("app.kubernetes.io/instance") or "?"
+        return f"Helm release {name} ({MANAGED_BY_LABEL}: Helm)"
+    if ARGOCD_TRACKING_ANNOTATION in annotations:
+        app = annotations[ARGOCD_TRACKING_ANNOTATION].partition(":")[0]
+        return f"Argo CD application {app} ({ARGOCD_TRACKING_ANNOTATION})"
+    flux = sorted(label for label in labels if label.startswith(FLUX_LABEL_PREFIXES))
+    if flux:
+        return f"Flux ({flux[0]}: {labels[flux[0]]})"
+    references = getattr(metadata, "owner_references", None) or []
+    if references:
+        first = references[0]
+        kind = getattr(first, "kind", None) or "?"
+        name = getattr(first, "name", None) or "?"
+        return f"{kind} {name} (ownerReferences)"
+    for label in extra_labels:
+        if label in labels:
+            return f"the owner marked by label {label}={labels[label]} (foreign_owner_labels)"
+    return None
 
 
 # -- annotations -------------------------------------------------------------------------------

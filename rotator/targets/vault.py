@@ -6,12 +6,22 @@ shares. It logs in lazily, on the first call, with a static token (:class:`Token
 file at each login, so projected service-account tokens that kubelet rotates keep working).
 After a login it remembers the lease; before each call, :meth:`VaultSession.ensure_fresh` renews
 the token (``renew-self``) once less than a third of its TTL remains, and logs in again when
-renewal is refused or cannot extend the token any more (its max TTL is reached). A call answered
-403 ``invalid token`` (revoked, or expired behind our back) makes the session log in again and
-retry that one call once; a failed call changed nothing, so the retry is safe (I6). A static
-token is never replaced: it is looked up once (``lookup-self``) to learn its TTL, renewed when it
-is renewable, and an invalid one raises :class:`~rotator.errors.TargetForbidden` naming the vault
-auth. Logins and renewals are allowed in dry-run (I5). Tokens obtained by a login are registered
+renewal is refused or cannot extend the token any more (its max TTL is reached).
+
+A 403 does not say why. HashiCorp Vault answers a revoked, expired or unknown token with
+``permission denied, invalid token``, but OpenBao answers it with a bare ``permission denied``,
+the very text of a policy denial; so the session never decides from the text alone:
+
+- a login-based session (AppRole, Kubernetes) that gets a 403 logs in once more and retries that
+  one call once — a failed call changed nothing, so the retry is safe (I6); a second 403 is a
+  real permission denial and is reported as such;
+- a static token is never replaced: it is looked up once (``lookup-self``) to learn its TTL and
+  renewed when it is renewable. On a 403 it is looked up again: when ``lookup-self`` answers, the
+  token is valid and the path is denied by policy; when it is refused too, the token is invalid
+  (expired, revoked, unknown) — or, since ``lookup-self`` needs the ``default`` policy, a token
+  without it, and the error says both. Either way :class:`~rotator.errors.TargetForbidden`.
+
+Logins and renewals are allowed in dry-run (I5). Tokens obtained by a login are registered
 with :func:`rotator.secrets.register_secret` (the log redactor masks them) and are not revoked on
 close: they expire with their TTL.
 
@@ -53,7 +63,8 @@ between our read and our write is lost — one more reason to prefer KV v2.
 
 Errors are translated in one place, :func:`map_error`::
 
-    403 / 401 ........................................ TargetForbidden ("permission denied")
+    403 / 401, token invalid ......................... TargetForbidden ("token is invalid ...")
+    403 / 401, token valid: denied by policy ......... TargetForbidden ("... by vault policy")
     login refused (400/403/404 at auth/*/login) ...... TargetForbidden
     400 check-and-set mismatch ....................... TargetConflict
     other 400 ........................................ TargetInvalid
@@ -122,6 +133,11 @@ _MAX_MESSAGE: Final = 300
 _CAS_MISMATCH = "check-and-set parameter did not match"
 _MULTIERROR = re.compile(r"^\d+ errors? occurred:")
 
+#: What the session found out about the token of a 403: ``valid`` (denied by policy),
+#: ``invalid`` (expired, revoked or unknown), ``unknown`` (``lookup-self`` refused without saying
+#: why: an invalid token, or a token without the ``default`` policy).
+TokenVerdict = Literal["valid", "invalid", "unknown"]
+
 
 # -- authentication -------------------------------------------------------------------------------
 
@@ -179,6 +195,8 @@ class VaultSession:
     """One authenticated hvac client shared by every vault-kv target of a run.
 
     ``clock`` (aware UTC ``now``) measures token lifetimes; tests pass the emulator's clock.
+    ``http`` is the ``requests.Session`` hvac sends through (default: a new one); a caller may
+    give one with its own adapters or response hooks, e.g. to watch the calls made.
     """
 
     def __init__(
@@ -190,6 +208,7 @@ class VaultSession:
         timeout: float,
         auth: VaultAuth,
         clock: Callable[[], datetime] | None = None,
+        http: requests.Session | None = None,
     ) -> None:
         self.url = url.rstrip("/")
         self.namespace = namespace.strip("/") if namespace else None
@@ -197,6 +216,7 @@ class VaultSession:
         self.timeout = timeout
         self.auth = auth
         self._clock = clock or (lambda: datetime.now(UTC))
+        self._http = http
         self._lock = threading.RLock()
         self._client: hvac.Client | None = None
         self._lease: _Lease | None = None
@@ -223,8 +243,9 @@ class VaultSession:
     def call(self, operation: Callable[[hvac.Client], T], *, where: str) -> T:
         """Run one Vault call on a fresh client; errors come out translated (:func:`map_error`).
 
-        A 403 ``invalid token`` makes a login-based session log in again and run ``operation``
-        once more; a static token is never replaced, so it raises TargetForbidden.
+        On a 403 a login-based session logs in again and runs ``operation`` once more (a second
+        403 is a permission denial); a static token is never replaced: ``lookup-self`` tells an
+        invalid token from a policy denial, and TargetForbidden says which (see module doc).
         """
         auth_where = f"{where}: vault auth ({self.auth.describe()})"
         client = self._fresh(auth_where)
@@ -232,18 +253,20 @@ class VaultSession:
         try:
             return operation(client)
         except hvac.exceptions.Forbidden as exc:
-            if not _invalid_token(exc) or isinstance(self.auth, TokenAuth):
-                raise self._mapped(exc, where) from None
+            if isinstance(self.auth, TokenAuth):
+                raise self._static_denied(exc, where) from None
         except Exception as exc:  # noqa: BLE001 - every failure is translated, none escapes raw
             raise self._mapped(exc, where) from None
         with self._lock:
             if self._generation == generation:
-                log.warning("vault.token_invalid", auth=self.auth.describe(), action="login")
+                # Maybe revoked or expired behind our back (OpenBao does not say which): one
+                # new login, then one retry.
+                log.warning("vault.forbidden", auth=self.auth.describe(), action="login")
                 self._login(auth_where)
             client = self._require_client()
         try:
             return operation(client)
-        except Exception as exc:  # noqa: BLE001 - as above
+        except Exception as exc:  # noqa: BLE001 - as above; a 403 now is a policy denial
             raise self._mapped(exc, where) from None
 
     def kv_version(self, mount: str, *, where: str) -> int | None:
@@ -259,8 +282,8 @@ class VaultSession:
             try:
                 return _mapping(client.adapter.get(url))
             except (hvac.exceptions.InvalidRequest, hvac.exceptions.Forbidden) as exc:
-                if _invalid_token(exc):
-                    raise  # the session logs in again and retries
+                if not _preflight_refusal(exc):
+                    raise  # a refused token: the session decides (log in again, or report)
                 # Vault answers "preflight capability check returned 403" both for a missing
                 # mount and for one we may not see: let the real call say which it is.
                 return None
@@ -300,6 +323,7 @@ class VaultSession:
                 verify=str(self.ca_file) if self.ca_file else True,
                 timeout=self.timeout,
                 namespace=self.namespace,
+                session=self._http,
             )
         return self._client
 
@@ -423,10 +447,31 @@ class VaultSession:
             return False
         return True
 
-    def _mapped(self, exc: Exception, where: str) -> TargetError:
+    def _static_denied(self, exc: hvac.exceptions.Forbidden, where: str) -> TargetError:
+        """Why a static token got a 403, found out with ``lookup-self`` (see module doc)."""
+        verdict: TokenVerdict
+        try:
+            self._require_client().auth.token.lookup_self()
+        except hvac.exceptions.Forbidden as refused:
+            verdict = "invalid" if _invalid_token(refused) or _invalid_token(exc) else "unknown"
+        except Exception as failed:  # noqa: BLE001 - cannot tell: report the call's own 403
+            log.warning(
+                "vault.lookup_self_failed", auth=self.auth.describe(), error=type(failed).__name__
+            )
+            return self._mapped(exc, where)
+        else:
+            verdict = "valid"
+        log.warning("vault.forbidden", auth=self.auth.describe(), verdict=verdict)
+        return self._mapped(exc, where, verdict=verdict)
+
+    def _mapped(
+        self, exc: Exception, where: str, *, verdict: TokenVerdict | None = None
+    ) -> TargetError:
         if isinstance(exc, TargetError):
             return exc
-        return map_error(exc, where=where, timeout=self.timeout, auth=self.auth.describe())
+        return map_error(
+            exc, where=where, timeout=self.timeout, auth=self.auth.describe(), verdict=verdict
+        )
 
 
 # -- the target -----------------------------------------------------------------------------------
@@ -736,12 +781,15 @@ def map_error(
     timeout: float,
     auth: str = "token",
     login: bool = False,
+    verdict: TokenVerdict | None = None,
 ) -> TargetError:
     """Translate an hvac or requests failure into the rotator's error tree.
 
     The one place this module does so (see the module docstring for the table). ``where``
     starts the message (a target id); ``auth`` names the auth method for an invalid token;
     ``login`` marks a failed login, whose refusals all mean the credentials need a human.
+    ``verdict`` is what the session found out about the token of a 403 (:data:`TokenVerdict`);
+    without one, only Vault's ``invalid token`` text marks the token as invalid.
     """
     name = type(exc).__name__
     if isinstance(exc, hvac.exceptions.VaultError):
@@ -756,10 +804,17 @@ def map_error(
         ):
             return TargetForbidden(f"{where}: vault login refused, permission denied{detail}")
         if isinstance(exc, hvac.exceptions.Forbidden | hvac.exceptions.Unauthorized):
-            if _invalid_token(exc):
+            if verdict is None:
+                verdict = "invalid" if _invalid_token(exc) else "valid"
+            if verdict == "invalid":
                 return TargetForbidden(
                     f"{where}: permission denied, vault auth ({auth}) token is invalid, "
                     "expired or revoked"
+                )
+            if verdict == "unknown":
+                return TargetForbidden(
+                    f"{where}: permission denied, vault auth ({auth}): invalid token, or a "
+                    "token without the default policy (auth/token/lookup-self is refused too)"
                 )
             return TargetForbidden(f"{where}: permission denied by vault policy{detail}")
         if isinstance(exc, hvac.exceptions.InvalidRequest):
@@ -822,7 +877,15 @@ def _said(exc: hvac.exceptions.VaultError) -> str:
 
 
 def _invalid_token(exc: hvac.exceptions.VaultError) -> bool:
+    """Vault's (not OpenBao's) marker of a revoked, expired or unknown token."""
     return any("invalid token" in error for error in _errors(exc))
+
+
+def _preflight_refusal(exc: hvac.exceptions.VaultError) -> bool:
+    """``sys/internal/ui/mounts`` refusing a mount the token may not see (or that is missing)."""
+    return isinstance(exc, hvac.exceptions.InvalidRequest) or any(
+        "preflight capability check" in error for error in _errors(exc)
+    )
 
 
 # -- small helpers --------------------------------------------------------------------------------

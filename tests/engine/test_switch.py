@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Literal
 
-from rotator.consumers.base import Consumer, SwitchRequest, SwitchState
+from rotator.consumers.base import Consumer, Resolution, SwitchRequest, SwitchState
 from rotator.engine.model import ConsumerObservation, ObservedKey
 from rotator.engine.naming import key_name
 from rotator.engine.plan import plan_key, sweep_actions
@@ -43,6 +43,10 @@ class FixedConsumer:
     def plan_action(self) -> Literal["restart", "await"]:
         """Listed as a restart in rotation plans."""
         return "restart"
+
+    def resolve(self) -> Resolution:
+        """Nothing to resolve."""
+        return Resolution(self.id)
 
     def observe(self, request: SwitchRequest, done: frozenset[str]) -> list[SwitchState]:
         """Not used by the planner."""

@@ -107,7 +107,7 @@ class TestKillAtEachStep:
         """Killed after every push, before the restart: the rerun restarts exactly once."""
         world = crash_world
         world.kube.clear_log()
-        hold = world.kube.hold("GET", DEPLOYMENT)
+        hold = world.kube.hold("PATCH", DEPLOYMENT)  # the restart, after every push
         kill_at(world, hold, "--force")
         assert world.restarts("deployments", "agent") == 0
         world.settle()

@@ -33,29 +33,30 @@ def run_engine(world: World, now: datetime, **kwargs: object) -> RunReport:
         )
 
 
-def agent_workloads(world: World, release: str, namespace: str = NAMESPACE) -> None:
-    """The four workloads of the SUSE Observability agent chart."""
-    world.kube.add_workload("DaemonSet", namespace, f"{release}-node-agent")
-    world.kube.add_workload("DaemonSet", namespace, f"{release}-logs-agent")
-    world.kube.add_workload("Deployment", namespace, f"{release}-cluster-agent")
-    world.kube.add_workload("Deployment", namespace, f"{release}-checks-agent")
+def agent_workloads(world: World, release: str, secret: str, namespace: str = NAMESPACE) -> None:
+    """Four agent workloads reading Secret ``secret`` through envFrom."""
+    for kind, suffix in [
+        ("DaemonSet", "node-agent"),
+        ("DaemonSet", "logs-agent"),
+        ("Deployment", "cluster-agent"),
+        ("Deployment", "checks-agent"),
+    ]:
+        world.kube.add_workload(kind, namespace, f"{release}-{suffix}", env_from_secret=secret)
 
 
 class TestPresets:
     """A full rotation for each preset ends with exactly one live managed key."""
 
     @pytest.mark.parametrize(
-        ("preset", "secret", "data_key"),
-        [
-            ("suse-observability-agent", "sts-secrets", "STS_API_KEY"),
-            ("stackstate-k8s-agent", "sts-stackstate-k8s-agent", "sts-api-key"),
-        ],
+        ("preset", "data_key"),
+        [("suse-observability-agent", "STS_API_KEY"), ("stackstate-k8s-agent", "sts-api-key")],
     )
     def test_agent_chart_presets_rotate_restart_and_revoke(
-        self, world: World, preset: str, secret: str, data_key: str
+        self, world: World, preset: str, data_key: str
     ) -> None:
         """Bootstrap, forced rotation, one restart per workload per rotation, old key revoked."""
-        agent_workloads(world, "sts")
+        secret = "sts-rotated-api-key"
+        agent_workloads(world, "sts", secret)
         world.keys.append(
             {
                 "name": "agent",
@@ -86,8 +87,14 @@ class TestPresets:
             assert world.restarts(plural, name) == 2
 
     def test_otel_collector_preset(self, world: World) -> None:
-        """The collector's Secret gets the key and the collector Deployment is restarted."""
-        world.kube.add_workload("Deployment", "open-telemetry", "opentelemetry-collector")
+        """The collector's Secret gets the key and the collector Deployment (found because it
+        reads the Secret through envFrom) is restarted."""
+        world.kube.add_workload(
+            "Deployment",
+            "open-telemetry",
+            "opentelemetry-collector",
+            env_from_secret="open-telemetry-collector",
+        )
         world.keys.append(
             {
                 "name": "otel",
@@ -167,17 +174,22 @@ class TestRollouts:
         assert old in live_managed(world, "service-token", "agent")
 
     def test_paused_deployment_is_reported_not_restarted(self, world: World) -> None:
-        """A paused Deployment is never patched; the key fails naming it; the old key stays."""
+        """A paused Deployment holds the rotation back before any key is created: the key
+        fails naming it (step preflight), nothing is patched, the old key stays the only one."""
         world.add_key_with_workload("agent", "Deployment")
         world.settle()
         (old,) = live_managed(world, "service-token", "agent")
         world.kube.pause(NAMESPACE, "agent")
-        world.rotator("rotate", "--force")
-        result = world.rotator("rotate")
+        dry = world.rotator("rotate", "--force", "--dry-run", "-o", "json")
+        assert dry.code == 1
+        (planned,) = json.loads(dry.out)["keys"]
+        assert planned["decision"] == "blocked"
+        assert planned["failure"]["step"] == "preflight"
+        result = world.rotator("rotate", "--force")
         assert result.code == 1
         assert "paused" in result.out
         assert world.restarts("deployments", "agent", NAMESPACE) == 1  # the bootstrap's only
-        assert old in live_managed(world, "service-token", "agent")
+        assert live_managed(world, "service-token", "agent") == [old]
 
     def test_dry_run_names_the_consumer_blocking_revocation(self, world: World) -> None:
         """The plan says which consumer is not switched and why."""

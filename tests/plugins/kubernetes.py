@@ -1,7 +1,10 @@
 """Fixtures for the Kubernetes emulator, the official Python client and real kubectl.
 
 - ``kube``: a started :class:`~rotator.sandbox.kubernetes.KubernetesEmulator` (plain HTTP,
-  anonymous, wall clock, rollouts complete by the next read).
+  anonymous, wall clock, rollouts complete by the next read). Like a real cluster it has only the
+  standard namespaces: an HTTP create elsewhere answers 404 ``namespaces "x" not found``, so a
+  test creates its namespace first (``kube.create_namespace(name)``; the seeding helpers
+  ``apply``/``add_workload`` create theirs).
 - ``kubeconfig``: a kubeconfig file whose context ``sandbox`` points at ``kube``.
 - ``make_kube``: builds more emulators with other settings (``clock=kube_clock``,
   ``rollout_seconds``, ``tls``/``token``...); all are stopped at teardown.

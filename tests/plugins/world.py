@@ -104,12 +104,17 @@ class World:
         self.add_key(name, consumers=[consumer])
 
     def restarts(self, plural: str, name: str, namespace: str = NAMESPACE) -> int:
-        """PATCHes in the Kubernetes log that set the restart annotation on one workload."""
+        """PATCHes in the Kubernetes log that set the restart annotation on one workload and
+        were applied (answered 2xx: a request dropped by a killed client restarted nothing)."""
         path = f"/apis/apps/v1/namespaces/{namespace}/{plural}/{name}"
         return sum(
             1
             for r in self.kube.log
-            if r.method == "PATCH" and r.path == path and RESTART_ANNOTATION in r.body
+            if r.method == "PATCH"
+            and r.path == path
+            and RESTART_ANNOTATION in r.body
+            and r.status is not None
+            and r.status < 300
         )
 
     def write_config(self) -> Path:
@@ -239,7 +244,9 @@ def world(
     tmp_path: Path,
     run_cli: CliRunner,
 ) -> Iterator[World]:
-    """A fresh world with no managed keys yet (add them with ``world.add_key``)."""
+    """A fresh world with no managed keys yet (add them with ``world.add_key``); the
+    Kubernetes namespace :data:`NAMESPACE` exists, as it would in a real cluster."""
+    kube.create_namespace(NAMESPACE)
     yield World(stackstate, vault, kube, kubeconfig, tmp_path, run_cli)
 
 

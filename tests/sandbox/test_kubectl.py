@@ -47,6 +47,38 @@ stringData:
 """
 
 
+BATCH_MANIFEST = """\
+apiVersion: batch/v1
+kind: CronJob
+metadata:
+  name: nightly-sync
+spec:
+  schedule: "0 3 * * *"
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          restartPolicy: OnFailure
+          containers:
+          - name: sync
+            image: registry.example.com/sync:1.0
+            envFrom:
+            - secretRef: {name: agent}
+---
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: once
+spec:
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+      - name: once
+        image: registry.example.com/sync:1.0
+"""
+
+
 def ok(result: subprocess.CompletedProcess[str]) -> str:
     """The stdout of a kubectl run that must have succeeded."""
     assert result.returncode == 0, f"kubectl failed ({result.returncode}): {result.stderr}"
@@ -135,6 +167,7 @@ class TestSecretsWithKubectl:
         self, kube: KubernetesEmulator, kubectl: Kubectl, tmp_path: Path
     ) -> None:
         """``kubectl create -f`` and ``apply -f`` work without ``--validate=false``."""
+        kube.create_namespace("prod")
         manifest = tmp_path / "app.yaml"
         manifest.write_text(MANIFEST)
         out = ok(kubectl("create", "-f", str(manifest)))
@@ -144,6 +177,77 @@ class TestSecretsWithKubectl:
         manifest.write_text(MANIFEST.replace("from-manifest", "applied"))
         ok(kubectl("apply", "-f", str(manifest)))
         assert kube.secret_data("prod", "web-secrets") == {"API_KEY": "applied"}
+
+    def test_create_in_a_missing_namespace_is_refused(self, kubectl: Kubectl) -> None:
+        """Writing into a namespace nobody created fails with the namespace's NotFound."""
+        result = kubectl("create", "secret", "generic", "k", "--from-literal=a=b", "-n", "nope")
+        assert result.returncode == 1
+        assert result.stderr == 'error: failed to create secret namespaces "nope" not found\n'
+
+
+class TestAuthCanIWithKubectl:
+    """``kubectl auth can-i`` asks a SelfSubjectAccessReview (sent as protobuf)."""
+
+    def test_can_i_follows_the_forbid_rules(
+        self, kube: KubernetesEmulator, kubectl: Kubectl
+    ) -> None:
+        """A forbidden verb is "no" (exit 1); others are "yes" (exit 0)."""
+        kube.forbid("get", "secrets", "ns")
+        denied = kubectl("auth", "can-i", "get", "secrets", "-n", "ns")
+        assert (denied.returncode, denied.stdout.strip()) == (1, "no")
+        allowed = kubectl("auth", "can-i", "list", "secrets", "-n", "ns")
+        assert (allowed.returncode, allowed.stdout.strip()) == (0, "yes")
+        elsewhere = kubectl("auth", "can-i", "get", "secrets", "-n", "other")
+        assert (elsewhere.returncode, elsewhere.stdout.strip()) == (0, "yes")
+
+    def test_can_i_on_a_batch_resource_names_its_group(
+        self, kube: KubernetesEmulator, kubectl: Kubectl
+    ) -> None:
+        """kubectl resolves cronjobs to group batch through discovery; the rule matches."""
+        kube.forbid("create", "cronjobs", "ns")
+        denied = kubectl("auth", "can-i", "create", "cronjobs", "-n", "ns")
+        assert (denied.returncode, denied.stdout.strip()) == (1, "no")
+        assert "doesn't have a resource type" not in denied.stderr
+
+
+class TestBatchWithKubectl:
+    """Jobs and CronJobs created from a manifest and listed with kubectl get."""
+
+    def test_get_prints_the_server_tables(
+        self, kube: KubernetesEmulator, kubectl: Kubectl, tmp_path: Path
+    ) -> None:
+        """kubectl get cronjobs / jobs show the columns a 1.32 server prints."""
+        manifest = tmp_path / "batch.yaml"
+        manifest.write_text(BATCH_MANIFEST)
+        out = ok(kubectl("create", "-f", str(manifest)))
+        assert "cronjob.batch/nightly-sync created" in out
+        assert "job.batch/once created" in out
+        cronjobs = ok(kubectl("get", "cronjobs")).splitlines()
+        assert cronjobs[0].split() == [
+            "NAME",
+            "SCHEDULE",
+            "TIMEZONE",
+            "SUSPEND",
+            "ACTIVE",
+            "LAST",
+            "SCHEDULE",
+            "AGE",
+        ]
+        assert cronjobs[1].split()[:7] == [
+            "nightly-sync",
+            "0",
+            "3",
+            "*",
+            "*",
+            "*",
+            "<none>",
+        ]
+        jobs = ok(kubectl("get", "jobs")).splitlines()
+        assert jobs[0].split() == ["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"]
+        assert jobs[1].split()[:3] == ["once", "Running", "0/1"]
+        stored = kube.get("cronjobs", "default", "nightly-sync")
+        assert stored is not None
+        assert stored["spec"]["concurrencyPolicy"] == "Allow"
 
 
 class TestRolloutWithKubectl:

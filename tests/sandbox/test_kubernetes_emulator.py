@@ -89,9 +89,15 @@ class TestDiscovery:
         assert by_name["namespaces"].namespaced is False
 
     def test_group_list_and_group_versions(self, kube_api: client.ApiClient) -> None:
-        """/apis lists apps and coordination.k8s.io; their resource lists name the workloads."""
+        """/apis lists the served groups; their resource lists name the workloads."""
         groups = client.ApisApi(kube_api).get_api_versions(_request_timeout=T)
-        assert {g.name for g in groups.groups} == {"apps", "coordination.k8s.io"}
+        assert {g.name for g in groups.groups} == {
+            "apps",
+            "authentication.k8s.io",
+            "authorization.k8s.io",
+            "batch",
+            "coordination.k8s.io",
+        }
         apps_resources = client.AppsV1Api(kube_api).get_api_resources(_request_timeout=T)
         names = {r.name for r in apps_resources.resources}
         assert {"deployments", "daemonsets", "statefulsets", "deployments/status"} <= names
@@ -617,16 +623,94 @@ class TestKubeconfig:
         assert east.get("secrets", "default", "only-west") is None
 
 
-class TestNamespaces:
-    """Namespaces exist by default or on demand."""
+NAMESPACE_NOT_FOUND = {
+    "kind": "Status",
+    "apiVersion": "v1",
+    "metadata": {},
+    "status": "Failure",
+    "message": 'namespaces "team-a" not found',
+    "reason": "NotFound",
+    "details": {"name": "team-a", "kind": "namespaces"},
+    "code": 404,
+}
 
-    def test_default_namespaces_and_on_demand_creation(self, core: client.CoreV1Api) -> None:
-        """The four standard namespaces exist; writing into a new one creates it."""
+
+class TestNamespaces:
+    """Namespaces are as strict as on a cluster: they exist by default or are created."""
+
+    def test_only_the_standard_namespaces_exist_at_start(self, core: client.CoreV1Api) -> None:
+        """default, kube-system, kube-public and kube-node-lease exist, nothing else."""
         names = {n.metadata.name for n in core.list_namespace(_request_timeout=T).items}
         assert names == {"default", "kube-system", "kube-public", "kube-node-lease"}
+
+    def test_create_in_a_missing_namespace_is_the_admission_404(
+        self, core: client.CoreV1Api, kube: KubernetesEmulator
+    ) -> None:
+        """A POST into a namespace that does not exist answers namespaces "x" not found."""
+        with pytest.raises(ApiException) as caught:
+            core.create_namespaced_secret("team-a", secret("foo"), _request_timeout=T)
+        assert caught.value.status == 404
+        assert status_body(caught.value) == NAMESPACE_NOT_FOUND
+        assert kube.get("namespaces", "", "team-a") is None
+
+    def test_dry_run_create_in_a_missing_namespace_is_refused_too(
+        self, core: client.CoreV1Api
+    ) -> None:
+        """Admission runs for dry-run requests as well: the same 404."""
+        with pytest.raises(ApiException) as caught:
+            core.create_namespaced_secret(
+                "team-a", secret("foo"), dry_run="All", _request_timeout=T
+            )
+        assert status_body(caught.value) == NAMESPACE_NOT_FOUND
+
+    def test_put_creating_a_lease_in_a_missing_namespace_is_the_admission_404(
+        self, kube_api: client.ApiClient
+    ) -> None:
+        """A Lease PUT (create-on-update) into a missing namespace gets the namespace 404."""
+        lease = client.V1Lease(
+            metadata=client.V1ObjectMeta(name="leader"),
+            spec=client.V1LeaseSpec(holder_identity="a", lease_duration_seconds=15),
+        )
+        with pytest.raises(ApiException) as caught:
+            client.CoordinationV1Api(kube_api).replace_namespaced_lease(
+                "leader", "team-a", lease, _request_timeout=T
+            )
+        assert status_body(caught.value) == NAMESPACE_NOT_FOUND
+
+    def test_patch_in_a_missing_namespace_names_the_object(self, core: client.CoreV1Api) -> None:
+        """Update and patch look the object up before admission: its own 404 comes back."""
+        with pytest.raises(ApiException) as caught:
+            core.patch_namespaced_secret("foo", "team-a", {"data": {}}, _request_timeout=T)
+        assert caught.value.status == 404
+        assert status_body(caught.value)["message"] == 'secrets "foo" not found'
+
+    def test_created_namespace_accepts_objects(self, core: client.CoreV1Api) -> None:
+        """POST /api/v1/namespaces creates an Active namespace a Secret can then be created in."""
+        core.create_namespace(
+            client.V1Namespace(metadata=client.V1ObjectMeta(name="team-a")), _request_timeout=T
+        )
         core.create_namespaced_secret("team-a", secret("foo"), _request_timeout=T)
         namespace = core.read_namespace("team-a", _request_timeout=T)
         assert namespace.status.phase == "Active"
+        assert namespace.metadata.labels["kubernetes.io/metadata.name"] == "team-a"
+
+    def test_create_namespace_helper_is_idempotent_and_adds_labels(
+        self, kube: KubernetesEmulator
+    ) -> None:
+        """kube.create_namespace creates once, keeps the uid and merges the labels it is given."""
+        first = kube.create_namespace("team-a")
+        again = kube.create_namespace("team-a", labels={"team": "a"})
+        assert again["metadata"]["uid"] == first["metadata"]["uid"]
+        assert again["metadata"]["labels"]["team"] == "a"
+
+    def test_seeding_helpers_create_the_namespace_they_need(self, kube: KubernetesEmulator) -> None:
+        """apply and add_workload are seeding helpers: they create a missing namespace."""
+        kube.apply(
+            {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "namespace": "a"}}
+        )
+        kube.add_workload("deployment", "b", "agent")
+        assert kube.get("namespaces", "", "a") is not None
+        assert kube.get("namespaces", "", "b") is not None
 
 
 class TestWorkloads:
@@ -771,8 +855,11 @@ class TestWorkloads:
         assert after.status.current_revision == after.status.update_revision
         assert (after.status.ready_replicas, after.status.updated_replicas) == (3, 3)
 
-    def test_selector_must_match_template_labels(self, apps: client.AppsV1Api) -> None:
+    def test_selector_must_match_template_labels(
+        self, apps: client.AppsV1Api, kube: KubernetesEmulator
+    ) -> None:
         """A Deployment whose selector misses its template labels answers 422 Invalid."""
+        kube.create_namespace("prod")
         body = client.V1Deployment(
             metadata=client.V1ObjectMeta(name="bad"),
             spec=client.V1DeploymentSpec(
@@ -806,6 +893,85 @@ class TestWorkloads:
         container = stored["spec"]["template"]["spec"]["containers"][0]
         assert container["image"] == "new:2"
         assert container["envFrom"] == [{"secretRef": {"name": "agent-secrets"}}]
+
+
+class TestRolloutDurations:
+    """Each workload's rollouts take its own time; the emulator-wide value is the default."""
+
+    @pytest.fixture
+    def timed(
+        self, make_kube: Callable[..., KubernetesEmulator], kube_clock: KubeClock
+    ) -> KubernetesEmulator:
+        """An emulator on a frozen clock whose rollouts take 60 seconds unless told otherwise."""
+        return make_kube(clock=kube_clock, rollout_seconds=60)
+
+    @pytest.fixture
+    def timed_apps(
+        self, timed: KubernetesEmulator, make_kube_api: MakeApi, tmp_path: Path
+    ) -> client.AppsV1Api:
+        """AppsV1Api on the timed emulator."""
+        return client.AppsV1Api(make_kube_api(timed.write_kubeconfig(tmp_path / "timed")))
+
+    @staticmethod
+    def restart(apps: client.AppsV1Api, name: str, stamp: str = "2025-06-01T12:00:00Z") -> None:
+        """``kubectl rollout restart deployment/<name>`` in namespace prod."""
+        body = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: stamp}}}}}
+        apps.patch_namespaced_deployment(name, "prod", body, _request_timeout=T)
+
+    def test_add_workload_sets_its_own_duration(
+        self, timed: KubernetesEmulator, timed_apps: client.AppsV1Api, kube_clock: KubeClock
+    ) -> None:
+        """A workload seeded with rollout_seconds=10 finishes after 10 s, the others after 60."""
+        timed.add_workload("deployment", "prod", "fast", rollout_seconds=10)
+        timed.add_workload("deployment", "prod", "slow")
+        assert timed.rollout_complete("deployment", "prod", "fast")
+        self.restart(timed_apps, "fast")
+        self.restart(timed_apps, "slow")
+        kube_clock.advance(10)
+        assert timed.rollout_complete("deployment", "prod", "fast")
+        assert not timed.rollout_complete("deployment", "prod", "slow")
+        kube_clock.advance(50)
+        assert timed.rollout_complete("deployment", "prod", "slow")
+
+    def test_new_duration_applies_to_the_next_rollout(
+        self, timed: KubernetesEmulator, timed_apps: client.AppsV1Api, kube_clock: KubeClock
+    ) -> None:
+        """Slowing down a rolled-out workload keeps it rolled out; its next rollout is slower."""
+        timed.add_workload("deployment", "prod", "agent", rollout_seconds=0)
+        timed.set_rollout_seconds("deployment", "prod", "agent", 120)
+        assert timed.rollout_complete("deployment", "prod", "agent")
+        self.restart(timed_apps, "agent")
+        kube_clock.advance(60)
+        assert not timed.rollout_complete("deployment", "prod", "agent")
+        kube_clock.advance(60)
+        assert timed.rollout_complete("deployment", "prod", "agent")
+
+    def test_rollout_in_progress_keeps_its_fraction(
+        self, timed: KubernetesEmulator, timed_apps: client.AppsV1Api, kube_clock: KubeClock
+    ) -> None:
+        """Half way through at 60 s per rollout, it is still half way at 120 s, and ends 60 s on."""
+        timed.add_workload("deployment", "prod", "agent", replicas=2)
+        self.restart(timed_apps, "agent")
+        kube_clock.advance(30)
+        timed.set_rollout_seconds("deployment", "prod", "agent", 120)
+        half = timed_apps.read_namespaced_deployment("agent", "prod", _request_timeout=T)
+        assert half.status.updated_replicas == 1
+        kube_clock.advance(59)
+        assert not timed.rollout_complete("deployment", "prod", "agent")
+        kube_clock.advance(1)
+        assert timed.rollout_complete("deployment", "prod", "agent")
+
+    def test_none_restores_the_emulator_wide_duration(self, timed: KubernetesEmulator) -> None:
+        """set_rollout_seconds(..., None) drops the workload's own duration."""
+        timed.add_workload("daemonset", "prod", "node-agent", rollout_seconds=5)
+        assert timed.rollout_seconds_of("daemonset", "prod", "node-agent") == 5
+        timed.set_rollout_seconds("daemonset", "prod", "node-agent", None)
+        assert timed.rollout_seconds_of("daemonset", "prod", "node-agent") == 60
+
+    def test_unknown_workload_is_a_key_error(self, timed: KubernetesEmulator) -> None:
+        """Setting the duration of a workload that does not exist raises KeyError."""
+        with pytest.raises(KeyError):
+            timed.set_rollout_seconds("deployment", "prod", "nope", 5)
 
 
 class TestLeases:

@@ -99,8 +99,10 @@ def assert_no_value(exc: BaseException, *values: Secret) -> None:
 
 
 @pytest.fixture
-def clients(kubeconfig: Path) -> Iterator[KubeClients]:
-    """Clients for the ``kube`` emulator (context ``sandbox``), closed at teardown."""
+def clients(kube: KubernetesEmulator, kubeconfig: Path) -> Iterator[KubeClients]:
+    """Clients for the ``kube`` emulator (context ``sandbox``, namespace :data:`NAMESPACE`
+    created), closed at teardown."""
+    kube.create_namespace(NAMESPACE)
     with KubeClients(kubeconfig, request_timeout=5.0) as built:
         yield built
 
@@ -220,6 +222,67 @@ class TestRead:
         state = target.read()
         assert state.managed_metadata is not None
         assert state.managed_metadata.key_id == 7
+
+
+class TestOwnership:
+    """read() says who else owns the Secret, so the plan can refuse to write it."""
+
+    @pytest.mark.parametrize(
+        ("metadata", "owner"),
+        [
+            ({"labels": {"app.kubernetes.io/managed-by": "Helm"}}, "Helm release"),
+            ({"annotations": {"meta.helm.sh/release-name": "agent"}}, "Helm release agent"),
+            ({"annotations": {"argocd.argoproj.io/tracking-id": "app:/Secret:x"}}, "Argo CD"),
+            ({"labels": {"kustomize.toolkit.fluxcd.io/name": "apps"}}, "Flux"),
+            ({"labels": {"helm.toolkit.fluxcd.io/name": "agent"}}, "Flux"),
+            (
+                {
+                    "ownerReferences": [
+                        {
+                            "apiVersion": "external-secrets.io/v1beta1",
+                            "kind": "ExternalSecret",
+                            "name": "agent",
+                            "uid": "6f1c2f0e-3d0b-4b7e-9d35-0c3f2d6a1b2c",
+                        }
+                    ]
+                },
+                "ExternalSecret agent (ownerReferences)",
+            ),
+        ],
+    )
+    def test_foreign_owners_are_named(
+        self,
+        kube: KubernetesEmulator,
+        target: KubernetesSecretTarget,
+        metadata: dict[str, Any],
+        owner: str,
+    ) -> None:
+        """Helm, Argo CD, Flux and owner references are recognised from the object itself."""
+        seed(kube, {"STS_API_KEY": "v"}, **metadata)
+        state = target.read()
+        assert state.owner is not None
+        assert owner in state.owner
+        assert state.owner_allowed is False
+
+    def test_own_and_plain_secrets_have_no_owner(
+        self, kube: KubernetesEmulator, target: KubernetesSecretTarget
+    ) -> None:
+        """A Secret labelled as the rotator's, or by nobody, is ours to write."""
+        seed(kube, {"STS_API_KEY": "v"}, labels={"app.kubernetes.io/managed-by": MANAGED_BY})
+        assert target.read().owner is None
+
+    def test_configured_labels_mark_an_owner_and_the_override_is_reported(
+        self, kube: KubernetesEmulator, make_target: Callable[..., KubernetesSecretTarget]
+    ) -> None:
+        """foreign_owner_labels adds owners; allow_foreign_owner is carried to the plan."""
+        seed(kube, {"STS_API_KEY": "v"}, labels={"argocd.argoproj.io/instance": "agents"})
+        assert make_target().read().owner is None
+        marked = make_target(
+            foreign_owner_labels=("argocd.argoproj.io/instance",), allow_foreign_owner=True
+        ).read()
+        assert marked.owner is not None
+        assert "argocd.argoproj.io/instance=agents" in marked.owner
+        assert marked.owner_allowed is True
 
 
 class TestWrite:
@@ -682,6 +745,8 @@ class TestManyClusters:
         """Targets naming contexts east and west write to the emulator behind each."""
         east = make_kube()
         west = make_kube()
+        for cluster in (east, west):
+            cluster.create_namespace(NAMESPACE)
         path = east.write_kubeconfig(
             tmp_path / "kubeconfig", context="east", extra_contexts={"west": west}
         )

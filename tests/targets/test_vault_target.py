@@ -1,17 +1,28 @@
-"""Tests for the vault-kv target and its session, through hvac over HTTP to the Vault emulator."""
+"""Tests for the vault-kv target and its session, through hvac over HTTP.
+
+Most tests take ``vault_server`` and so run twice: on the Vault emulator and on a real OpenBao
+dev server (``tests/plugins/vault.py``, ``tests/plugins/openbao.py``). They watch the requests the
+session sends through a :class:`Recorder` (the session's own ``requests.Session``), not through
+a server's log, so the same assertions hold on both. Tests marked ``emulator_only`` need
+something only the emulator offers; each says what.
+"""
 
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import hvac
 import hvac.exceptions
 import pytest
 import requests
+from structlog.testing import capture_logs
 
 from rotator.errors import (
     RotatorError,
@@ -36,7 +47,7 @@ from rotator.targets.vault import (
     VaultSession,
     map_error,
 )
-from tests.plugins.vault import ROOT_TOKEN, VaultClock
+from tests.plugins.vault import ROOT_TOKEN, VaultClock, VaultServer
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 PATH = "stackstate/agent"
@@ -45,6 +56,11 @@ OLD = Secret("old-value-0123456789")
 NEW = Secret("new-value-9876543210")
 CURRENT = "rotator.stackstate.io/api_key"
 PREVIOUS = "previous.rotator.stackstate.io/api_key"
+DATA_PATH = f"/v1/secret/data/{PATH}"
+LOOKUP_SELF = "/v1/auth/token/lookup-self"
+RENEW_SELF = "/v1/auth/token/renew-self"
+#: A policy allowing the rotator's KV work on both test mounts.
+KV_RULES = {"secret/*": ["create", "read", "update"], "kv/*": ["create", "read", "update"]}
 
 
 def meta(value: Secret, key_id: int | None = 7, **extra: Any) -> KeyMetadata:
@@ -70,11 +86,110 @@ def assert_hygienic(exc: BaseException, *secrets: str) -> None:
         seen = seen.__cause__
 
 
+@dataclass(frozen=True)
+class Call:
+    """One request a session sent, as answered."""
+
+    method: str
+    path: str
+    status: int
+    namespace: str | None
+    body: bytes
+
+    def json(self) -> Any:
+        """The request body as JSON."""
+        return json.loads(self.body)
+
+
+class Recorder(requests.Session):
+    """The ``requests.Session`` a VaultSession sends through, noting every answered call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[Call] = []
+        self.hooks["response"].append(self._note)
+
+    def _note(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        request = response.request
+        body = request.body or b""
+        self.calls.append(
+            Call(
+                method=str(request.method),
+                path=urlsplit(str(request.url)).path,
+                status=response.status_code,
+                namespace=request.headers.get("X-Vault-Namespace"),
+                body=body.encode() if isinstance(body, str) else body,
+            )
+        )
+
+    def paths(self) -> list[str]:
+        """The paths called, in order."""
+        return [c.path for c in self.calls]
+
+    def count(self, path: str, status: int | None = None) -> int:
+        """How many calls went to ``path`` (answered ``status``, if given)."""
+        return sum(1 for c in self.calls if c.path == path and status in (None, c.status))
+
+    def mutating(self) -> list[Call]:
+        """The calls that could change something (logins and token self-service aside)."""
+        return [
+            c
+            for c in self.calls
+            if c.method not in ("GET", "LIST") and not c.path.startswith("/v1/auth/")
+        ]
+
+    def clear(self) -> None:
+        """Forget the calls so far."""
+        self.calls.clear()
+
+
+def data_writes(recorder: Recorder, mount: str = "secret") -> list[dict[str, Any]]:
+    """Bodies of the KV v2 data writes the server answered 200."""
+    return [
+        c.json()
+        for c in recorder.calls
+        if c.method == "POST" and c.path.startswith(f"/v1/{mount}/data/") and c.status == 200
+    ]
+
+
+def concurrent_writer(vault_server: VaultServer, recorder: Recorder, times: int) -> None:
+    """Make someone else write the secret right after each of our next ``times`` data reads.
+
+    It is a requests response hook on the session's HTTP client (a public requests feature):
+    the competing write, through another client, lands between our read and our check-and-set
+    write, as a real concurrent writer would.
+    """
+    remaining = [times]
+
+    def hook(response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        request = response.request
+        if remaining[0] > 0 and request.method == "GET" and DATA_PATH in str(request.url):
+            remaining[0] -= 1
+            current = vault_server.read("secret", PATH) or {}
+            vault_server.write("secret", PATH, {**current, "other": f"concurrent-{remaining[0]}"})
+
+    recorder.hooks["response"].append(hook)
+
+
+def logins(logs: list[dict[str, Any]]) -> int:
+    """How many ``vault.login`` events the session logged."""
+    return sum(1 for entry in logs if entry["event"] == "vault.login")
+
+
+@pytest.fixture
+def recorder() -> Recorder:
+    """The recording HTTP session of the default ``session``."""
+    return Recorder()
+
+
 @pytest.fixture
 def make_session(
-    vault: VaultEmulator, vault_clock: VaultClock
+    vault_server: VaultServer, vault_clock: VaultClock
 ) -> Iterator[Callable[..., VaultSession]]:
-    """A factory of sessions on ``vault`` (root token by default), closed at teardown."""
+    """A factory of sessions on ``vault_server`` (its root token by default), closed at teardown.
+
+    The session's clock is ``vault_clock`` on both backends (see ``tests/plugins/vault.py``).
+    """
     sessions: list[VaultSession] = []
 
     def make(
@@ -82,15 +197,16 @@ def make_session(
         *,
         namespace: str | None = None,
         timeout: float = 5.0,
-        emulator: VaultEmulator | None = None,
+        http: requests.Session | None = None,
     ) -> VaultSession:
         session = VaultSession(
-            url=(emulator or vault).url,
+            url=vault_server.url,
             namespace=namespace,
             ca_file=None,
             timeout=timeout,
-            auth=auth or TokenAuth(Secret(ROOT_TOKEN)),
+            auth=auth or TokenAuth(Secret(vault_server.root_token)),
             clock=vault_clock,
+            http=http if http is not None else Recorder(),
         )
         sessions.append(session)
         return session
@@ -101,9 +217,9 @@ def make_session(
 
 
 @pytest.fixture
-def session(make_session: Callable[..., VaultSession]) -> VaultSession:
-    """A root-token session on ``vault``."""
-    return make_session()
+def session(make_session: Callable[..., VaultSession], recorder: Recorder) -> VaultSession:
+    """A root-token session on ``vault_server``, sending through ``recorder``."""
+    return make_session(http=recorder)
 
 
 @pytest.fixture
@@ -118,46 +234,9 @@ def v1_target(session: VaultSession) -> VaultKvTarget:
     return VaultKvTarget(session, mount="kv", path=PATH, key=KEY, kv_version=1)
 
 
-def custom(vault: VaultEmulator, path: str = PATH) -> dict[str, str]:
-    """The custom_metadata of a KV v2 path in the emulator."""
-    found = vault.metadata("secret", path)
-    assert found is not None
-    return dict(found["custom_metadata"] or {})
-
-
-def data_writes(vault: VaultEmulator, mount: str = "secret") -> list[dict[str, Any]]:
-    """Bodies of the KV v2 data writes the emulator answered 200."""
-    return [
-        json.loads(r.body)
-        for r in vault.log
-        if r.method == "POST" and r.path.startswith(f"/v1/{mount}/data/") and r.status == 200
-    ]
-
-
-def concurrent_writer(
-    vault: VaultEmulator, session: VaultSession, times: int
-) -> Callable[..., None]:
-    """Make someone else write the secret right after each of our next ``times`` data reads.
-
-    It is a requests response hook on the session's HTTP client (a public requests feature):
-    the competing write lands between our read and our check-and-set write, as a real
-    concurrent writer would.
-    """
-    remaining = [times]
-
-    def hook(response: requests.Response, *args: Any, **kwargs: Any) -> None:
-        request = response.request
-        if (
-            remaining[0] > 0
-            and request.method == "GET"
-            and f"/v1/secret/data/{PATH}" in str(request.url)
-        ):
-            remaining[0] -= 1
-            current = vault.read("secret", PATH) or {}
-            vault.write("secret", PATH, {**current, "other": f"concurrent-{remaining[0]}"})
-
-    session.client().adapter.session.hooks["response"].append(hook)
-    return hook
+def v2_target(session: VaultSession, key: str = KEY) -> VaultKvTarget:
+    """A KV v2 target at PATH on ``session``."""
+    return VaultKvTarget(session, mount="secret", path=PATH, key=key, kv_version=2)
 
 
 class TestIdentity:
@@ -173,26 +252,24 @@ class TestIdentity:
 
     def test_id_carries_the_namespace(self, make_session: Callable[..., VaultSession]) -> None:
         """With a namespace the id starts with ``ns=<namespace>/``."""
-        target = VaultKvTarget(
-            make_session(namespace="team-a/"), mount="secret", path=PATH, key=KEY, kv_version=2
-        )
+        target = v2_target(make_session(namespace="team-a/"))
         assert target.id == "vault-kv:ns=team-a/secret/stackstate/agent[api_key]"
 
     def test_describe_is_one_line_with_engine_version(
-        self, target: VaultKvTarget, vault: VaultEmulator
+        self, target: VaultKvTarget, vault_server: VaultServer
     ) -> None:
         """describe() names the engine version, path, key and Vault host on one line."""
         line = target.describe()
         assert "\n" not in line
         assert "KV v2 secret/stackstate/agent key api_key" in line
-        assert f"127.0.0.1:{vault.port}" in line
+        assert urlsplit(vault_server.url).netloc in line
 
     def test_nothing_is_sent_before_first_use(
-        self, vault: VaultEmulator, target: VaultKvTarget
+        self, recorder: Recorder, target: VaultKvTarget
     ) -> None:
         """Building a session and a target sends no request (the login is lazy)."""
         assert target.id
-        assert vault.log == []
+        assert recorder.calls == []
 
     def test_empty_path_is_refused(self, session: VaultSession) -> None:
         """A target without a path raises TargetInvalid."""
@@ -208,47 +285,48 @@ class TestKvV2Read:
         state = target.read()
         assert (state.value, state.metadata, state.version) == (None, None, None)
 
-    def test_value_and_version_are_read(self, vault: VaultEmulator, target: VaultKvTarget) -> None:
+    def test_value_and_version_are_read(
+        self, vault_server: VaultServer, target: VaultKvTarget
+    ) -> None:
         """The field's value is returned with the KV version number as the version."""
-        vault.write("secret", PATH, {KEY: OLD.reveal()})
-        vault.write("secret", PATH, {KEY: OLD.reveal(), "x": "1"})
+        vault_server.write("secret", PATH, {KEY: OLD.reveal()})
+        vault_server.write("secret", PATH, {KEY: OLD.reveal(), "x": "1"})
         state = target.read()
         assert state.value == OLD
         assert state.version == "2"
         assert state.metadata is None
 
     def test_missing_field_reads_as_empty(
-        self, vault: VaultEmulator, target: VaultKvTarget
+        self, vault_server: VaultServer, target: VaultKvTarget
     ) -> None:
         """A path without our field has no value."""
-        vault.write("secret", PATH, {"other": "x"})
+        vault_server.write("secret", PATH, {"other": "x"})
         assert target.read().value is None
 
     def test_soft_deleted_latest_version_reads_as_empty(
-        self,
-        vault: VaultEmulator,
-        target: VaultKvTarget,
-        vault_client: hvac.Client,
+        self, vault_server: VaultServer, target: VaultKvTarget
     ) -> None:
         """A soft-deleted latest version counts as empty even though older versions exist."""
-        vault.write("secret", PATH, {KEY: OLD.reveal()})
-        vault.write("secret", PATH, {KEY: NEW.reveal()})
-        vault_client.secrets.kv.v2.delete_latest_version_of_secret(path=PATH)
+        vault_server.write("secret", PATH, {KEY: OLD.reveal()})
+        vault_server.write("secret", PATH, {KEY: NEW.reveal()})
+        vault_server.client().secrets.kv.v2.delete_latest_version_of_secret(path=PATH)
         state = target.read()
         assert state.value is None
         assert state.version == "2"
 
     def test_destroyed_latest_version_reads_as_empty(
-        self, vault: VaultEmulator, target: VaultKvTarget, vault_client: hvac.Client
+        self, vault_server: VaultServer, target: VaultKvTarget
     ) -> None:
         """A destroyed latest version counts as empty."""
-        vault.write("secret", PATH, {KEY: OLD.reveal()})
-        vault_client.secrets.kv.v2.destroy_secret_versions(path=PATH, versions=[1])
+        vault_server.write("secret", PATH, {KEY: OLD.reveal()})
+        vault_server.client().secrets.kv.v2.destroy_secret_versions(path=PATH, versions=[1])
         assert target.read().value is None
 
-    def test_non_string_field_is_invalid(self, vault: VaultEmulator, target: VaultKvTarget) -> None:
+    def test_non_string_field_is_invalid(
+        self, vault_server: VaultServer, target: VaultKvTarget
+    ) -> None:
         """A field holding a number or a map raises TargetInvalid."""
-        vault.write("secret", PATH, {KEY: {"nested": 1}})
+        vault_server.write("secret", PATH, {KEY: {"nested": 1}})
         with pytest.raises(TargetInvalid, match="not a string"):
             target.read()
 
@@ -259,42 +337,47 @@ class TestKvV2Read:
             target.read()
 
     def test_engine_version_mismatch_is_invalid(
-        self, vault: VaultEmulator, session: VaultSession
+        self, recorder: Recorder, session: VaultSession
     ) -> None:
         """A v2 target on a KV v1 mount raises TargetInvalid and writes nothing."""
         target = VaultKvTarget(session, mount="kv", path=PATH, key=KEY, kv_version=2)
         with pytest.raises(TargetInvalid, match="KV v1 engine"):
             target.write(NEW, meta(NEW))
-        assert vault.mutating_requests() == []
+        assert recorder.mutating() == []
 
     def test_mount_version_is_checked_once_per_session(
-        self, vault: VaultEmulator, target: VaultKvTarget
+        self, recorder: Recorder, target: VaultKvTarget
     ) -> None:
         """The engine version lookup happens once, not before every call."""
         target.read()
         target.read()
-        lookups = [r for r in vault.log if "sys/internal/ui/mounts" in r.path]
-        assert len(lookups) == 1
+        assert sum(1 for path in recorder.paths() if "sys/internal/ui/mounts" in path) == 1
 
 
 class TestKvV2Write:
     """Writing a KV v2 field with check-and-set and custom_metadata."""
 
     def test_bootstrap_into_a_missing_path(
-        self, vault: VaultEmulator, target: VaultKvTarget
+        self, vault_server: VaultServer, recorder: Recorder, target: VaultKvTarget
     ) -> None:
         """A missing path is created with cas=0 (create-only), holding only our field."""
         target.write(NEW, meta(NEW))
-        assert vault.read("secret", PATH) == {KEY: NEW.reveal()}
-        assert data_writes(vault)[0]["options"] == {"cas": 0}
+        assert vault_server.read("secret", PATH) == {KEY: NEW.reveal()}
+        assert data_writes(recorder)[0]["options"] == {"cas": 0}
         assert target.read().value == NEW
 
-    def test_other_fields_are_preserved(self, vault: VaultEmulator, target: VaultKvTarget) -> None:
+    def test_other_fields_are_preserved(
+        self, vault_server: VaultServer, recorder: Recorder, target: VaultKvTarget
+    ) -> None:
         """Every other field at the path survives, and the write carries the version read."""
-        vault.write("secret", PATH, {KEY: OLD.reveal(), "url": "https://sts", "n": 3})
+        vault_server.write("secret", PATH, {KEY: OLD.reveal(), "url": "https://sts", "n": 3})
         target.write(NEW, meta(NEW))
-        assert vault.read("secret", PATH) == {KEY: NEW.reveal(), "url": "https://sts", "n": 3}
-        assert data_writes(vault)[0]["options"] == {"cas": 1}
+        assert vault_server.read("secret", PATH) == {
+            KEY: NEW.reveal(),
+            "url": "https://sts",
+            "n": 3,
+        }
+        assert data_writes(recorder)[0]["options"] == {"cas": 1}
 
     def test_metadata_round_trip(self, target: VaultKvTarget) -> None:
         """read() returns exactly the metadata written with the value."""
@@ -305,18 +388,18 @@ class TestKvV2Write:
         assert state.managed_metadata == written
 
     def test_other_custom_metadata_and_key_settings_are_preserved(
-        self, vault: VaultEmulator, target: VaultKvTarget, vault_client: hvac.Client
+        self, vault_server: VaultServer, target: VaultKvTarget
     ) -> None:
         """Other custom_metadata keys, max_versions and delete_version_after stay as they were."""
-        vault.write("secret", PATH, {KEY: OLD.reveal()})
-        vault_client.secrets.kv.v2.update_metadata(
+        vault_server.write("secret", PATH, {KEY: OLD.reveal()})
+        vault_server.client().secrets.kv.v2.update_metadata(
             path=PATH,
             max_versions=4,
             delete_version_after="720h",
             custom_metadata={"owner": "team-x", "ticket": "OPS-1"},
         )
         target.write(NEW, meta(NEW))
-        stored = vault.metadata("secret", PATH)
+        stored = vault_server.metadata("secret", PATH)
         assert stored is not None
         assert stored["custom_metadata"]["owner"] == "team-x"
         assert stored["custom_metadata"]["ticket"] == "OPS-1"
@@ -324,78 +407,79 @@ class TestKvV2Write:
         assert stored["delete_version_after"] == "720h0m0s"
 
     def test_entries_for_current_and_previous_value_are_kept(
-        self, vault: VaultEmulator, target: VaultKvTarget
+        self, vault_server: VaultServer, target: VaultKvTarget
     ) -> None:
         """After a rotation the replaced value's entry moves to the previous slot."""
         target.write(OLD, meta(OLD, key_id=6))
         target.write(NEW, meta(NEW, key_id=7))
-        entries = custom(vault)
+        entries = vault_server.custom_metadata("secret", PATH)
         assert json.loads(entries[CURRENT])["key-id"] == 7
         assert json.loads(entries[PREVIOUS])["key-id"] == 6
 
     def test_rewriting_the_same_value_drops_the_previous_entry(
-        self, vault: VaultEmulator, target: VaultKvTarget
+        self, vault_server: VaultServer, target: VaultKvTarget
     ) -> None:
         """Writing the value already held keeps only its own entry."""
         target.write(OLD, meta(OLD, key_id=6))
         target.write(NEW, meta(NEW, key_id=7))
         target.write(NEW, meta(NEW, key_id=7))
-        assert PREVIOUS not in custom(vault)
+        assert PREVIOUS not in vault_server.custom_metadata("secret", PATH)
         assert target.read().metadata == meta(NEW, key_id=7)
 
     def test_hand_written_value_has_no_previous_entry(
-        self, vault: VaultEmulator, target: VaultKvTarget
+        self, vault_server: VaultServer, target: VaultKvTarget
     ) -> None:
         """Replacing an adopted value (no entry describes it) leaves no previous entry."""
-        vault.write("secret", PATH, {KEY: OLD.reveal()})
+        vault_server.write("secret", PATH, {KEY: OLD.reveal()})
         target.write(NEW, meta(NEW))
-        assert set(custom(vault)) == {CURRENT}
+        assert set(vault_server.custom_metadata("secret", PATH)) == {CURRENT}
 
     def test_write_over_a_soft_deleted_version(
-        self, vault: VaultEmulator, target: VaultKvTarget, vault_client: hvac.Client
+        self, vault_server: VaultServer, recorder: Recorder, target: VaultKvTarget
     ) -> None:
         """Writing over a deleted latest version uses its number for check-and-set."""
-        vault.write("secret", PATH, {KEY: OLD.reveal(), "other": "gone-too"})
-        vault_client.secrets.kv.v2.delete_latest_version_of_secret(path=PATH)
+        vault_server.write("secret", PATH, {KEY: OLD.reveal(), "other": "gone-too"})
+        vault_server.client().secrets.kv.v2.delete_latest_version_of_secret(path=PATH)
         target.write(NEW, meta(NEW))
-        assert data_writes(vault)[0]["options"] == {"cas": 1}
-        assert vault.read("secret", PATH) == {KEY: NEW.reveal()}
+        assert data_writes(recorder)[0]["options"] == {"cas": 1}
+        assert vault_server.read("secret", PATH) == {KEY: NEW.reveal()}
 
     def test_mount_with_cas_required_is_written(
-        self, vault: VaultEmulator, target: VaultKvTarget
+        self, vault_server: VaultServer, target: VaultKvTarget
     ) -> None:
         """A mount that requires check-and-set accepts our writes."""
-        vault.configure_mount("secret", cas_required=True)
+        vault_server.configure_mount("secret", cas_required=True)
         target.write(OLD, meta(OLD))
         target.write(NEW, meta(NEW))
         assert target.read().value == NEW
 
     def test_two_keys_at_one_path_keep_their_own_metadata(
-        self, vault: VaultEmulator, session: VaultSession
+        self, vault_server: VaultServer, session: VaultSession
     ) -> None:
         """Two managed keys at one path each keep their value and metadata."""
-        first = VaultKvTarget(session, mount="secret", path=PATH, key="a", kv_version=2)
-        second = VaultKvTarget(session, mount="secret", path=PATH, key="b", kv_version=2)
+        first = v2_target(session, "a")
+        second = v2_target(session, "b")
         first.write(OLD, meta(OLD, key_id=1))
         second.write(NEW, meta(NEW, key_id=2))
         assert first.read().metadata == meta(OLD, key_id=1)
         assert second.read().metadata == meta(NEW, key_id=2)
-        assert vault.read("secret", PATH) == {"a": OLD.reveal(), "b": NEW.reveal()}
+        assert vault_server.read("secret", PATH) == {"a": OLD.reveal(), "b": NEW.reveal()}
 
     def test_long_data_key_uses_a_hashed_metadata_key(
-        self, vault: VaultEmulator, session: VaultSession
+        self, vault_server: VaultServer, session: VaultSession
     ) -> None:
         """A data key too long for Vault's 128-character metadata keys is hashed, and works."""
-        key = "k" * 120
-        target = VaultKvTarget(session, mount="secret", path=PATH, key=key, kv_version=2)
+        target = v2_target(session, "k" * 120)
         target.write(OLD, meta(OLD, key_id=1))
         target.write(NEW, meta(NEW, key_id=2))
         assert target.current_metadata_key.startswith("rotator.stackstate.io/sha256-")
-        assert all(len(name) <= MAX_METADATA_KEY for name in custom(vault))
+        assert all(
+            len(name) <= MAX_METADATA_KEY for name in vault_server.custom_metadata("secret", PATH)
+        )
         assert target.read().metadata == meta(NEW, key_id=2)
 
     def test_long_names_are_left_out_to_fit_vault_limit(
-        self, vault: VaultEmulator, target: VaultKvTarget
+        self, vault_server: VaultServer, target: VaultKvTarget
     ) -> None:
         """Metadata over 512 characters drops the key names and keeps the ids."""
         long_name = "n" * 200
@@ -410,7 +494,7 @@ class TestKvV2Write:
             previous_key_name=f"{long_name}-20261026T120000Z",
         )
         target.write(NEW, written)
-        assert len(custom(vault)[CURRENT]) <= MAX_METADATA_VALUE
+        assert len(vault_server.custom_metadata("secret", PATH)[CURRENT]) <= MAX_METADATA_VALUE
         found = target.read().metadata
         assert found is not None
         assert (found.key_id, found.previous_key_id, found.previous_key_name) == (42, 41, None)
@@ -420,51 +504,52 @@ class TestKvV2CheckAndSet:
     """Concurrent writers and the check-and-set retry."""
 
     def test_conflict_is_retried_once_from_a_fresh_read(
-        self, vault: VaultEmulator, session: VaultSession, target: VaultKvTarget
+        self, vault_server: VaultServer, recorder: Recorder, target: VaultKvTarget
     ) -> None:
         """A check-and-set mismatch re-reads and writes again, keeping the other writer's field."""
-        vault.write("secret", PATH, {KEY: OLD.reveal()})
-        concurrent_writer(vault, session, times=1)
+        vault_server.write("secret", PATH, {KEY: OLD.reveal()})
+        concurrent_writer(vault_server, recorder, times=1)
         target.write(NEW, meta(NEW))
-        assert vault.read("secret", PATH) == {KEY: NEW.reveal(), "other": "concurrent-0"}
-        posts = [r for r in vault.log if r.method == "POST" and "/data/" in r.path]
-        assert [(json.loads(r.body)["options"]["cas"], r.status) for r in posts] == [
-            (1, 400),
-            (2, 200),
-        ]
+        assert vault_server.read("secret", PATH) == {KEY: NEW.reveal(), "other": "concurrent-0"}
+        posts = [c for c in recorder.calls if c.method == "POST" and "/data/" in c.path]
+        assert [(c.json()["options"]["cas"], c.status) for c in posts] == [(1, 400), (2, 200)]
         assert target.read().metadata == meta(NEW)
 
     def test_gives_up_after_the_second_conflict(
-        self, vault: VaultEmulator, session: VaultSession, target: VaultKvTarget
+        self, vault_server: VaultServer, recorder: Recorder, target: VaultKvTarget
     ) -> None:
         """Two check-and-set mismatches in a row raise TargetConflict; the other writer wins."""
-        vault.write("secret", PATH, {KEY: OLD.reveal()})
-        concurrent_writer(vault, session, times=2)
+        vault_server.write("secret", PATH, {KEY: OLD.reveal()})
+        concurrent_writer(vault_server, recorder, times=2)
         with pytest.raises(TargetConflict, match="check-and-set failed twice") as caught:
             target.write(NEW, meta(NEW))
         assert caught.value.retryable
-        assert vault.read("secret", PATH) == {KEY: OLD.reveal(), "other": "concurrent-0"}
-        assert_hygienic(caught.value, NEW.reveal(), OLD.reveal(), ROOT_TOKEN)
+        assert vault_server.read("secret", PATH) == {KEY: OLD.reveal(), "other": "concurrent-0"}
+        assert_hygienic(caught.value, NEW.reveal(), OLD.reveal(), vault_server.root_token)
 
 
+# Emulator only: a data write that fails (or is processed but never answered) needs the
+# emulator's fault injection; a real server cannot be told to fail one request.
+@pytest.mark.emulator_only
 class TestKvV2CrashSafety:
     """The metadata is written before the data, so a crash between them is harmless."""
 
     def test_metadata_written_data_not_still_describes_old_value(
-        self, vault: VaultEmulator, target: VaultKvTarget
+        self, vault: VaultEmulator, vault_server: VaultServer, target: VaultKvTarget
     ) -> None:
         """When the data write never happens, read() returns the old value with its metadata."""
         target.write(OLD, meta(OLD, key_id=6))
         vault.fail_next("POST", rf"/v1/secret/data/{PATH}", 503)
         with pytest.raises(TargetUnavailable):
             target.write(NEW, meta(NEW, key_id=7, previous_key_id=6))
-        assert json.loads(custom(vault)[CURRENT])["key-id"] == 7  # the metadata went first
+        entries = vault_server.custom_metadata("secret", PATH)
+        assert json.loads(entries[CURRENT])["key-id"] == 7  # the metadata went first
         state = target.read()
         assert state.value == OLD
         assert state.managed_metadata == meta(OLD, key_id=6)
 
     def test_rerun_after_the_crash_completes_the_write(
-        self, vault: VaultEmulator, target: VaultKvTarget
+        self, vault: VaultEmulator, vault_server: VaultServer, target: VaultKvTarget
     ) -> None:
         """Running the same write again after the crash ends with the new value described."""
         target.write(OLD, meta(OLD, key_id=6))
@@ -474,7 +559,7 @@ class TestKvV2CrashSafety:
         target.write(NEW, meta(NEW, key_id=7))
         state = target.read()
         assert (state.value, state.managed_metadata) == (NEW, meta(NEW, key_id=7))
-        assert json.loads(custom(vault)[PREVIOUS])["key-id"] == 6
+        assert json.loads(vault_server.custom_metadata("secret", PATH)[PREVIOUS])["key-id"] == 6
 
     def test_lost_answer_of_the_data_write_is_unavailable(
         self, vault: VaultEmulator, target: VaultKvTarget
@@ -491,7 +576,7 @@ class TestKvV2WriteMetadata:
     """write_metadata() changes only our metadata."""
 
     def test_updates_the_entry_of_the_value_held(
-        self, vault: VaultEmulator, target: VaultKvTarget
+        self, vault_server: VaultServer, target: VaultKvTarget
     ) -> None:
         """The held value's entry is replaced; the data gets no new version."""
         target.write(OLD, meta(OLD, key_id=6))
@@ -501,18 +586,23 @@ class TestKvV2WriteMetadata:
         state = target.read()
         assert state.metadata == revoked
         assert state.version == "2"
-        assert json.loads(custom(vault)[PREVIOUS])["key-id"] == 6
+        assert json.loads(vault_server.custom_metadata("secret", PATH)[PREVIOUS])["key-id"] == 6
 
-    def test_keeps_other_custom_metadata(self, vault: VaultEmulator, target: VaultKvTarget) -> None:
+    def test_keeps_other_custom_metadata(
+        self, vault_server: VaultServer, target: VaultKvTarget
+    ) -> None:
         """Other custom_metadata keys survive a metadata-only update."""
         target.write(NEW, meta(NEW))
-        vault.update_metadata("secret", PATH, custom_metadata={**custom(vault), "owner": "x"})
+        entries = vault_server.custom_metadata("secret", PATH)
+        vault_server.set_custom_metadata("secret", PATH, {**entries, "owner": "x"})
         target.write_metadata(meta(NEW, previous_revoked=True))
-        assert custom(vault)["owner"] == "x"
+        assert vault_server.custom_metadata("secret", PATH)["owner"] == "x"
 
-    def test_describes_an_adopted_value(self, vault: VaultEmulator, target: VaultKvTarget) -> None:
+    def test_describes_an_adopted_value(
+        self, vault_server: VaultServer, target: VaultKvTarget
+    ) -> None:
         """Metadata for a value the rotator did not write makes it read as managed."""
-        vault.write("secret", PATH, {KEY: OLD.reveal()})
+        vault_server.write("secret", PATH, {KEY: OLD.reveal()})
         target.write_metadata(meta(OLD, key_id=None))
         assert target.read().managed_metadata == meta(OLD, key_id=None)
 
@@ -526,18 +616,17 @@ class TestKvV1:
         assert (state.value, state.metadata, state.version) == (None, None, None)
 
     def test_write_sets_value_and_sibling_metadata_keeping_other_fields(
-        self, vault: VaultEmulator, v1_target: VaultKvTarget
+        self, vault_server: VaultServer, recorder: Recorder, v1_target: VaultKvTarget
     ) -> None:
         """One PUT holds our value, ``_rotator.<key>`` and every other field."""
-        vault.write("kv", PATH, {KEY: OLD.reveal(), "url": "https://sts"})
+        vault_server.write("kv", PATH, {KEY: OLD.reveal(), "url": "https://sts"})
         v1_target.write(NEW, meta(NEW))
-        stored = vault.read("kv", PATH)
+        stored = vault_server.read("kv", PATH)
         assert stored is not None
         assert stored[KEY] == NEW.reveal()
         assert stored["url"] == "https://sts"
         assert json.loads(stored["_rotator.api_key"])["fingerprint"] == NEW.fingerprint
-        writes = [r for r in vault.mutating_requests() if r.path == f"/v1/kv/{PATH}"]
-        assert [r.method for r in writes] == ["PUT"]
+        assert [c.method for c in recorder.mutating() if c.path == f"/v1/kv/{PATH}"] == ["PUT"]
 
     def test_metadata_round_trip(self, v1_target: VaultKvTarget) -> None:
         """read() returns the metadata written with the value."""
@@ -546,17 +635,15 @@ class TestKvV1:
         assert (state.value, state.managed_metadata) == (NEW, meta(NEW))
 
     def test_hand_edited_value_has_no_metadata(
-        self, vault: VaultEmulator, v1_target: VaultKvTarget
+        self, vault_server: VaultServer, v1_target: VaultKvTarget
     ) -> None:
         """A value changed by hand is not described by the stale sibling field."""
         v1_target.write(OLD, meta(OLD))
-        stored = vault.read("kv", PATH) or {}
-        vault.write("kv", PATH, {**stored, KEY: NEW.reveal()})
+        stored = vault_server.read("kv", PATH) or {}
+        vault_server.write("kv", PATH, {**stored, KEY: NEW.reveal()})
         assert v1_target.read().metadata is None
 
-    def test_write_metadata_changes_only_the_sibling_field(
-        self, vault: VaultEmulator, v1_target: VaultKvTarget
-    ) -> None:
+    def test_write_metadata_changes_only_the_sibling_field(self, v1_target: VaultKvTarget) -> None:
         """write_metadata() rewrites the metadata field and leaves the value alone."""
         v1_target.write(NEW, meta(NEW))
         v1_target.write_metadata(meta(NEW, previous_revoked=True))
@@ -564,10 +651,19 @@ class TestKvV1:
         assert state.value == NEW
         assert state.metadata == meta(NEW, previous_revoked=True)
 
+    def test_v1_target_on_a_v2_mount_is_invalid(self, session: VaultSession) -> None:
+        """A v1 target on a KV v2 mount raises TargetInvalid instead of writing plain data."""
+        target = VaultKvTarget(session, mount="secret", path=PATH, key=KEY, kv_version=1)
+        with pytest.raises(TargetInvalid, match="KV v2 engine"):
+            target.write(NEW, meta(NEW))
+
 
 class TestErrors:
     """Failures are translated into the rotator's error tree, without values or tokens."""
 
+    # Emulator only: sealing needs the emulator's seal switch (a dev OpenBao would need its
+    # unseal key handed back after every test).
+    @pytest.mark.emulator_only
     def test_sealed_vault_is_unavailable_and_value_unchanged(
         self, vault: VaultEmulator, target: VaultKvTarget
     ) -> None:
@@ -580,6 +676,8 @@ class TestErrors:
         assert target.read().value == OLD
         assert caught.value.retryable
 
+    # Emulator only: as above, sealing.
+    @pytest.mark.emulator_only
     def test_sealed_before_first_login_is_unavailable(
         self, vault: VaultEmulator, make_session: Callable[..., VaultSession]
     ) -> None:
@@ -587,51 +685,52 @@ class TestErrors:
         vault.add_approle("rotator-role", "approle-secret-id-1")
         vault.seal()
         session = make_session(AppRoleAuth("rotator-role", Secret("approle-secret-id-1")))
-        target = VaultKvTarget(session, mount="secret", path=PATH, key=KEY, kv_version=2)
         with pytest.raises(TargetUnavailable):
-            target.read()
+            v2_target(session).read()
 
     def test_token_without_policy_is_forbidden(
-        self, vault: VaultEmulator, make_session: Callable[..., VaultSession]
+        self, vault_server: VaultServer, make_session: Callable[..., VaultSession]
     ) -> None:
         """A valid token lacking the policy raises TargetForbidden saying permission denied."""
-        token = vault.create_token(["nothing"])
-        session = make_session(TokenAuth(Secret(token)))
-        target = VaultKvTarget(session, mount="secret", path=PATH, key=KEY, kv_version=2)
-        with pytest.raises(TargetForbidden, match="permission denied") as caught:
+        token = vault_server.create_token(["nothing"])
+        target = v2_target(make_session(TokenAuth(Secret(token))))
+        with pytest.raises(TargetForbidden, match="permission denied by vault policy") as caught:
             target.read()
         assert caught.value.message.startswith(target.id)
         assert not caught.value.retryable
         assert_hygienic(caught.value, token)
 
     def test_read_only_policy_cannot_write(
-        self, vault: VaultEmulator, make_session: Callable[..., VaultSession]
+        self, vault_server: VaultServer, make_session: Callable[..., VaultSession]
     ) -> None:
         """A token that may only read raises TargetForbidden on write and changes nothing."""
-        vault.set_policy("reader", {"secret/data/*": ["read"], "secret/metadata/*": ["read"]})
-        session = make_session(TokenAuth(Secret(vault.create_token(["reader"]))))
-        target = VaultKvTarget(session, mount="secret", path=PATH, key=KEY, kv_version=2)
-        with pytest.raises(TargetForbidden):
-            target.write(NEW, meta(NEW))
-        assert vault.read("secret", PATH) is None
+        vault_server.set_policy(
+            "reader", {"secret/data/*": ["read"], "secret/metadata/*": ["read"]}
+        )
+        session = make_session(TokenAuth(Secret(vault_server.create_token(["reader"]))))
+        with pytest.raises(TargetForbidden, match="by vault policy"):
+            v2_target(session).write(NEW, meta(NEW))
+        assert vault_server.read("secret", PATH) is None
 
     def test_least_privilege_policy_is_enough(
-        self, vault: VaultEmulator, make_session: Callable[..., VaultSession]
+        self, vault_server: VaultServer, make_session: Callable[..., VaultSession]
     ) -> None:
         """The documented policy (data create/read/update, metadata create/read/update) works."""
-        vault.set_policy(
+        vault_server.set_policy(
             "rotator",
             {
                 "secret/data/stackstate/*": ["create", "read", "update"],
                 "secret/metadata/stackstate/*": ["create", "read", "update"],
             },
         )
-        session = make_session(TokenAuth(Secret(vault.create_token(["rotator"]))))
-        target = VaultKvTarget(session, mount="secret", path=PATH, key=KEY, kv_version=2)
+        session = make_session(TokenAuth(Secret(vault_server.create_token(["rotator"]))))
+        target = v2_target(session)
         target.write(OLD, meta(OLD))
         target.write(NEW, meta(NEW))
         assert target.read().managed_metadata == meta(NEW)
 
+    # Emulator only: a 500 answer needs fault injection.
+    @pytest.mark.emulator_only
     def test_server_error_is_unavailable(self, vault: VaultEmulator, target: VaultKvTarget) -> None:
         """A 500 answer raises TargetUnavailable."""
         target.read()
@@ -639,29 +738,40 @@ class TestErrors:
         with pytest.raises(TargetUnavailable, match="500"):
             target.read()
 
+    # Emulator only: a slow answer needs the emulator's injected latency.
+    @pytest.mark.emulator_only
     def test_timeout_is_unavailable(
         self, vault: VaultEmulator, make_session: Callable[..., VaultSession]
     ) -> None:
         """No answer within the session timeout raises TargetUnavailable naming the timeout."""
-        session = make_session(timeout=0.2)
-        target = VaultKvTarget(session, mount="secret", path=PATH, key=KEY, kv_version=2)
+        target = v2_target(make_session(timeout=0.2))
         target.read()
         vault.add_latency("GET", rf"/v1/secret/data/{PATH}", 1.0, count=1)
         with pytest.raises(TargetUnavailable, match=r"within 0\.2s"):
             target.read()
 
-    def test_connection_refused_is_unavailable(
-        self, make_vault: Callable[..., VaultEmulator], make_session: Callable[..., VaultSession]
-    ) -> None:
+    def test_connection_refused_is_unavailable(self, vault_clock: VaultClock) -> None:
         """A Vault that is not listening raises TargetUnavailable."""
-        gone = make_vault()
-        session = make_session(emulator=gone)
-        gone.stop()
-        target = VaultKvTarget(session, mount="secret", path=PATH, key=KEY, kv_version=2)
-        with pytest.raises(TargetUnavailable, match="cannot connect"):
-            target.read()
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        session = VaultSession(
+            url=f"http://127.0.0.1:{port}",
+            namespace=None,
+            ca_file=None,
+            timeout=5,
+            auth=TokenAuth(Secret(ROOT_TOKEN)),
+            clock=vault_clock,
+        )
+        try:
+            with pytest.raises(TargetUnavailable, match="cannot connect"):
+                v2_target(session).read()
+        finally:
+            session.close()
 
 
+# Emulator only: serving HTTPS with a certificate of a private CA is an emulator setting.
+@pytest.mark.emulator_only
 class TestTls:
     """TLS is verified; ca_file adds a private CA."""
 
@@ -673,20 +783,26 @@ class TestTls:
         ca, cert, key = generate_tls(tmp_path / "tls")
         return make_vault(tls=(str(cert), str(key))), ca
 
-    def test_ca_file_makes_a_private_ca_trusted(
-        self, tls_vault: tuple[VaultEmulator, Path], vault_clock: VaultClock
-    ) -> None:
-        """With the private CA in ca_file the HTTPS Vault is trusted."""
-        emulator, ca = tls_vault
-        session = VaultSession(
+    def tls_session(
+        self, emulator: VaultEmulator, ca: Path | None, clock: VaultClock
+    ) -> VaultSession:
+        """A root-token session on the HTTPS emulator."""
+        return VaultSession(
             url=emulator.url,
             namespace=None,
             ca_file=ca,
             timeout=5,
             auth=TokenAuth(Secret(ROOT_TOKEN)),
-            clock=vault_clock,
+            clock=clock,
         )
-        target = VaultKvTarget(session, mount="secret", path=PATH, key=KEY, kv_version=2)
+
+    def test_ca_file_makes_a_private_ca_trusted(
+        self, tls_vault: tuple[VaultEmulator, Path], vault_clock: VaultClock
+    ) -> None:
+        """With the private CA in ca_file the HTTPS Vault is trusted."""
+        emulator, ca = tls_vault
+        session = self.tls_session(emulator, ca, vault_clock)
+        target = v2_target(session)
         try:
             target.write(NEW, meta(NEW))
             assert target.read().value == NEW
@@ -694,14 +810,16 @@ class TestTls:
             session.close()
 
     def test_unknown_ca_is_unavailable(
-        self, tls_vault: tuple[VaultEmulator, Path], make_session: Callable[..., VaultSession]
+        self, tls_vault: tuple[VaultEmulator, Path], vault_clock: VaultClock
     ) -> None:
         """Without ca_file a certificate of an unknown CA fails the handshake."""
         emulator, _ = tls_vault
-        session = make_session(emulator=emulator)
-        target = VaultKvTarget(session, mount="secret", path=PATH, key=KEY, kv_version=2)
-        with pytest.raises(TargetUnavailable, match="TLS"):
-            target.read()
+        session = self.tls_session(emulator, None, vault_clock)
+        try:
+            with pytest.raises(TargetUnavailable, match="TLS"):
+                v2_target(session).read()
+        finally:
+            session.close()
         assert emulator.log == []
 
 
@@ -774,105 +892,218 @@ class TestMapError:
             "expired or revoked"
         )
 
+    @pytest.mark.parametrize(
+        ("verdict", "says"),
+        [
+            ("valid", "w: permission denied by vault policy: permission denied"),
+            ("invalid", "w: permission denied, vault auth (token) token is invalid, expired"),
+            ("unknown", "w: permission denied, vault auth (token): invalid token, or a token "),
+        ],
+    )
+    def test_a_plain_403_is_what_the_verdict_says(self, verdict: Any, says: str) -> None:
+        """OpenBao's bare ``permission denied`` is worded by what lookup-self found out."""
+        exc = hvac.exceptions.Forbidden(errors=["permission denied"])
+        mapped = map_error(exc, where="w", timeout=1, verdict=verdict)
+        assert isinstance(mapped, TargetForbidden)
+        assert str(mapped).startswith(says)
+
 
 class TestStaticToken:
     """A configured token: looked up, renewed when it can be, never replaced."""
 
     def test_lookup_self_learns_the_ttl_once(
-        self, vault: VaultEmulator, make_session: Callable[..., VaultSession]
+        self, vault_server: VaultServer, make_session: Callable[..., VaultSession]
     ) -> None:
         """The first call looks the token up; later calls do not."""
-        session = make_session(TokenAuth(Secret(vault.create_token(["root"]))))
-        target = VaultKvTarget(session, mount="secret", path=PATH, key=KEY, kv_version=2)
+        vault_server.set_policy("rotator", KV_RULES)
+        recorder = Recorder()
+        token = vault_server.create_token(["rotator"])
+        target = v2_target(make_session(TokenAuth(Secret(token)), http=recorder))
         target.read()
         target.read()
-        assert [r.path for r in vault.log].count("/v1/auth/token/lookup-self") == 1
+        assert recorder.count(LOOKUP_SELF) == 1
 
     def test_renewed_when_less_than_a_third_of_ttl_remains(
         self,
-        vault: VaultEmulator,
+        vault_server: VaultServer,
         vault_clock: VaultClock,
         make_session: Callable[..., VaultSession],
     ) -> None:
-        """With 15 of 60 minutes left the token is renewed before the call."""
-        token = vault.create_token(["root"], ttl=timedelta(hours=1))
-        session = make_session(TokenAuth(Secret(token)))
-        target = VaultKvTarget(session, mount="secret", path=PATH, key=KEY, kv_version=2)
+        """With 15 of 60 minutes left (by the session's clock) the token is renewed first."""
+        vault_server.set_policy("rotator", KV_RULES)
+        token = vault_server.create_token(["rotator"], ttl=timedelta(hours=1))
+        recorder = Recorder()
+        target = v2_target(make_session(TokenAuth(Secret(token)), http=recorder))
         target.read()
         vault_clock.advance(timedelta(minutes=30))
         target.read()
-        assert "/v1/auth/token/renew-self" not in [r.path for r in vault.log]
+        assert recorder.count(RENEW_SELF) == 0
         vault_clock.advance(timedelta(minutes=15))
         target.read()
-        assert [r.path for r in vault.log].count("/v1/auth/token/renew-self") == 1
-        assert (vault.lookup_token(token) or {})["ttl"] == 3600
+        assert recorder.count(RENEW_SELF, status=200) == 1
+        assert (vault_server.lookup_token(token) or {})["ttl"] > 3500
 
     def test_revoked_token_is_forbidden_without_login(
-        self, vault: VaultEmulator, make_session: Callable[..., VaultSession]
+        self, vault_server: VaultServer, make_session: Callable[..., VaultSession]
     ) -> None:
         """A revoked static token raises TargetForbidden naming the vault auth; nothing retries."""
-        token = vault.create_token(["root"])
-        session = make_session(TokenAuth(Secret(token)))
-        target = VaultKvTarget(session, mount="secret", path=PATH, key=KEY, kv_version=2)
+        vault_server.set_policy("rotator", KV_RULES)
+        token = vault_server.create_token(["rotator"])
+        recorder = Recorder()
+        target = v2_target(make_session(TokenAuth(Secret(token)), http=recorder))
         target.read()
-        vault.revoke_token(token)
-        vault.clear_log()
-        with pytest.raises(TargetForbidden, match=r"vault auth \(token\)") as caught:
+        vault_server.revoke_token(token)
+        recorder.clear()
+        with pytest.raises(TargetForbidden, match=r"vault auth \(token\).*invalid") as caught:
             target.read()
-        assert [r.path for r in vault.log] == [f"/v1/secret/data/{PATH}"]
+        # The refused read, then lookup-self to tell a dead token from a policy denial.
+        assert recorder.paths() == [DATA_PATH, LOOKUP_SELF]
         assert_hygienic(caught.value, token)
 
-    def test_unknown_token_fails_at_lookup(
-        self, vault: VaultEmulator, make_session: Callable[..., VaultSession]
+    def test_unknown_token_fails_at_first_call(
+        self, make_session: Callable[..., VaultSession]
     ) -> None:
-        """A token Vault does not know raises TargetForbidden at the first call."""
+        """A token the server does not know raises TargetForbidden at the first call."""
         session = make_session(TokenAuth(Secret("hvs.not-a-real-token-123")))
-        target = VaultKvTarget(session, mount="secret", path=PATH, key=KEY, kv_version=2)
-        with pytest.raises(TargetForbidden, match="invalid, expired or revoked") as caught:
-            target.read()
+        with pytest.raises(TargetForbidden, match=r"vault auth \(token\).*invalid") as caught:
+            v2_target(session).read()
         assert_hygienic(caught.value, "hvs.not-a-real-token-123")
 
     def test_expired_non_renewable_token_is_forbidden(
         self,
-        vault: VaultEmulator,
+        vault_server: VaultServer,
         vault_clock: VaultClock,
         make_session: Callable[..., VaultSession],
     ) -> None:
-        """A static token past its TTL raises TargetForbidden without asking Vault."""
-        token = vault.create_token(["root"], ttl=timedelta(hours=1), renewable=False)
-        session = make_session(TokenAuth(Secret(token)))
-        target = VaultKvTarget(session, mount="secret", path=PATH, key=KEY, kv_version=2)
+        """A static token past its TTL (by the session's clock) raises without asking Vault."""
+        vault_server.set_policy("rotator", KV_RULES)
+        token = vault_server.create_token(["rotator"], ttl=timedelta(hours=1), renewable=False)
+        recorder = Recorder()
+        target = v2_target(make_session(TokenAuth(Secret(token)), http=recorder))
         target.read()
         vault_clock.advance(timedelta(minutes=59))
         target.read()  # low, not renewable: used as it is until it expires
         vault_clock.advance(timedelta(minutes=2))
-        vault.clear_log()
+        recorder.clear()
         with pytest.raises(TargetForbidden, match="expired"):
             target.read()
-        assert vault.log == []
+        assert recorder.calls == []
 
     def test_root_token_is_never_renewed(
-        self,
-        vault: VaultEmulator,
-        vault_clock: VaultClock,
-        target: VaultKvTarget,
+        self, vault_clock: VaultClock, recorder: Recorder, target: VaultKvTarget
     ) -> None:
         """A token without a TTL is used forever without renewal."""
         target.read()
         vault_clock.advance(timedelta(days=400))
         target.read()
-        assert "/v1/auth/token/renew-self" not in [r.path for r in vault.log]
+        assert recorder.count(RENEW_SELF) == 0
+
+
+class TestForbiddenDiagnosis:
+    """A 403 says nothing reliable about why (OpenBao: bare ``permission denied``): the session
+    finds out — a new login for AppRole/Kubernetes, ``lookup-self`` for a static token."""
+
+    def test_revoked_approle_token_is_recovered_by_a_new_login(
+        self, vault_server: VaultServer, make_session: Callable[..., VaultSession]
+    ) -> None:
+        """After its token is revoked, an AppRole session logs in again and the write succeeds."""
+        vault_server.set_policy("rotator", KV_RULES)
+        role_id, secret_id = vault_server.add_approle("rotator", ["rotator"])
+        session = make_session(AppRoleAuth(role_id=role_id, secret_id=Secret(secret_id)))
+        target = v2_target(session)
+        target.write(OLD, meta(OLD))
+        first = session.client().token
+        vault_server.revoke_token(first)
+        with capture_logs() as logs:
+            target.write(NEW, meta(NEW))
+        assert logins(logs) == 1
+        assert session.client().token != first
+        assert vault_server.read("secret", PATH) == {KEY: NEW.reveal()}
+        assert next(e for e in logs if e["event"] == "vault.forbidden")["action"] == "login"
+
+    def test_policy_denial_after_a_new_login_is_reported_as_such(
+        self, vault_server: VaultServer, make_session: Callable[..., VaultSession]
+    ) -> None:
+        """A 403 for a login session: one new login, one retry, then "denied by vault policy"."""
+        vault_server.set_policy("reader", {"secret/data/*": ["read"]})
+        role_id, secret_id = vault_server.add_approle("reader", ["reader"])
+        recorder = Recorder()
+        session = make_session(AppRoleAuth(role_id, Secret(secret_id)), http=recorder)
+        with pytest.raises(TargetForbidden, match="permission denied by vault policy") as caught:
+            v2_target(session).write(NEW, meta(NEW))
+        assert recorder.count("/v1/auth/approle/login") == 2
+        assert recorder.count(f"/v1/secret/metadata/{PATH}", status=403) == 2
+        assert vault_server.read("secret", PATH) is None
+        assert_hygienic(caught.value, secret_id, session.client().token)
+
+    def test_static_revoked_token_reports_an_invalid_token(
+        self, vault_server: VaultServer, make_session: Callable[..., VaultSession]
+    ) -> None:
+        """A revoked static token (with the default policy) is reported invalid, not denied."""
+        vault_server.set_policy("rotator", KV_RULES)
+        token = vault_server.create_token(["rotator"])
+        target = v2_target(make_session(TokenAuth(Secret(token))))
+        target.write(OLD, meta(OLD))
+        vault_server.revoke_token(token)
+        with pytest.raises(TargetForbidden) as caught:
+            target.write(NEW, meta(NEW))
+        assert "invalid" in str(caught.value)
+        assert "by vault policy" not in str(caught.value)
+        assert caught.value.category == "fix-permissions"
+        assert_hygienic(caught.value, token)
+
+    def test_static_token_without_permission_reports_policy_denied(
+        self, vault_server: VaultServer, make_session: Callable[..., VaultSession]
+    ) -> None:
+        """A valid static token refused on the path is a policy denial (lookup-self answers)."""
+        vault_server.set_policy("elsewhere", {"secret/data/other/*": ["read"]})
+        token = vault_server.create_token(["elsewhere"])
+        recorder = Recorder()
+        target = v2_target(make_session(TokenAuth(Secret(token)), http=recorder))
+        with pytest.raises(TargetForbidden, match="permission denied by vault policy") as caught:
+            target.read()
+        assert "invalid" not in str(caught.value)
+        assert recorder.count(LOOKUP_SELF, status=200) >= 1
+        assert_hygienic(caught.value, token)
+
+    def test_static_token_without_default_policy_says_both_causes(
+        self, vault_server: VaultServer, make_session: Callable[..., VaultSession]
+    ) -> None:
+        """Without ``default``, lookup-self is refused too: the error names both possibilities."""
+        vault_server.set_policy("elsewhere", {"secret/data/other/*": ["read"]})
+        token = vault_server.create_token(["elsewhere"], no_default_policy=True)
+        target = v2_target(make_session(TokenAuth(Secret(token))))
+        with pytest.raises(TargetForbidden, match="without the default policy") as caught:
+            target.read()
+        assert_hygienic(caught.value, token)
+
+    def test_token_without_default_policy_still_works_where_allowed(
+        self,
+        vault_server: VaultServer,
+        vault_clock: VaultClock,
+        make_session: Callable[..., VaultSession],
+    ) -> None:
+        """A token that may not look itself up is used with an unknown TTL, never renewed."""
+        vault_server.set_policy("rotator", KV_RULES)
+        token = vault_server.create_token(["rotator"], no_default_policy=True)
+        recorder = Recorder()
+        target = v2_target(make_session(TokenAuth(Secret(token)), http=recorder))
+        target.write(NEW, meta(NEW))
+        vault_clock.advance(timedelta(minutes=55))
+        assert target.read().value == NEW
+        assert recorder.count(LOOKUP_SELF, status=403) == 1
+        assert recorder.count(RENEW_SELF) == 0
 
 
 class TestLoginAuth:
     """AppRole and Kubernetes logins, renewals and re-logins."""
 
     @pytest.fixture
-    def approle(self, vault: VaultEmulator) -> AppRoleAuth:
-        """An AppRole the emulator accepts, with a policy covering the KV mounts."""
-        vault.set_policy("rotator", {"secret/*": ["create", "read", "update"], "sys/*": ["read"]})
-        vault.add_approle("role-1", "approle-secret-id-1", ["rotator"], ttl=timedelta(hours=1))
-        return AppRoleAuth(role_id="role-1", secret_id=Secret("approle-secret-id-1"))
+    def approle(self, vault_server: VaultServer) -> AppRoleAuth:
+        """An AppRole the server accepts, with a policy covering the KV mounts."""
+        vault_server.set_policy("rotator", KV_RULES)
+        role_id, secret_id = vault_server.add_approle("rotator", ["rotator"])
+        return AppRoleAuth(role_id=role_id, secret_id=Secret(secret_id))
 
     @pytest.fixture
     def jwt_file(self, tmp_path: Path, vault: VaultEmulator) -> Path:
@@ -883,54 +1114,56 @@ class TestLoginAuth:
         path.write_text("jwt-one\n")
         return path
 
-    def logins(self, vault: VaultEmulator, mount: str) -> int:
-        """How many logins the emulator served at ``auth/<mount>/login``."""
-        return [r.path for r in vault.log].count(f"/v1/auth/{mount}/login")
-
     def test_approle_logs_in_lazily_once(
-        self, vault: VaultEmulator, make_session: Callable[..., VaultSession], approle: AppRoleAuth
+        self, make_session: Callable[..., VaultSession], approle: AppRoleAuth
     ) -> None:
         """The first call logs in; later calls reuse the token."""
-        session = make_session(approle)
-        target = VaultKvTarget(session, mount="secret", path=PATH, key=KEY, kv_version=2)
-        assert vault.log == []
+        recorder = Recorder()
+        target = v2_target(make_session(approle, http=recorder))
+        assert recorder.calls == []
         target.write(NEW, meta(NEW))
         target.read()
-        assert self.logins(vault, "approle") == 1
+        assert recorder.count("/v1/auth/approle/login") == 1
 
     def test_approle_token_renewed_when_ttl_low(
         self,
-        vault: VaultEmulator,
         vault_clock: VaultClock,
         make_session: Callable[..., VaultSession],
         approle: AppRoleAuth,
     ) -> None:
         """Below a third of the TTL the token is renewed, not replaced by a new login."""
-        session = make_session(approle)
-        target = VaultKvTarget(session, mount="secret", path=PATH, key=KEY, kv_version=2)
+        recorder = Recorder()
+        session = make_session(approle, http=recorder)
+        target = v2_target(session)
         target.read()
         token = session.client().token
         vault_clock.advance(timedelta(minutes=45))
         target.read()
         assert session.client().token == token
-        assert self.logins(vault, "approle") == 1
-        assert [r.path for r in vault.log].count("/v1/auth/token/renew-self") == 1
+        assert recorder.count("/v1/auth/approle/login") == 1
+        assert recorder.count(RENEW_SELF, status=200) == 1
         vault_clock.advance(timedelta(minutes=45))  # past the original expiry
         target.read()
-        assert self.logins(vault, "approle") == 1
+        assert recorder.count("/v1/auth/approle/login") == 1
 
     def test_approle_relogin_after_revocation(
-        self, vault: VaultEmulator, make_session: Callable[..., VaultSession], approle: AppRoleAuth
+        self,
+        vault_server: VaultServer,
+        make_session: Callable[..., VaultSession],
+        approle: AppRoleAuth,
     ) -> None:
         """A revoked token makes the session log in again and retry the call once."""
-        session = make_session(approle)
-        target = VaultKvTarget(session, mount="secret", path=PATH, key=KEY, kv_version=2)
+        recorder = Recorder()
+        session = make_session(approle, http=recorder)
+        target = v2_target(session)
         target.write(OLD, meta(OLD))
-        vault.revoke_token(session.client().token)
+        vault_server.revoke_token(session.client().token)
         target.write(NEW, meta(NEW))
-        assert self.logins(vault, "approle") == 2
+        assert recorder.count("/v1/auth/approle/login") == 2
         assert target.read().managed_metadata == meta(NEW)
 
+    # Emulator only: the token must reach its max TTL, which takes the server's clock moving.
+    @pytest.mark.emulator_only
     def test_relogin_when_renewal_hits_max_ttl(
         self,
         vault: VaultEmulator,
@@ -945,38 +1178,43 @@ class TestLoginAuth:
             ttl=timedelta(hours=1),
             max_ttl=timedelta(hours=1),
         )
-        session = make_session(AppRoleAuth("role-2", Secret("approle-secret-id-2")))
-        target = VaultKvTarget(session, mount="secret", path=PATH, key=KEY, kv_version=2)
+        recorder = Recorder()
+        session = make_session(AppRoleAuth("role-2", Secret("approle-secret-id-2")), http=recorder)
+        target = v2_target(session)
         target.read()
         vault_clock.advance(timedelta(minutes=50))
         target.read()
-        assert self.logins(vault, "approle") == 2
+        assert recorder.count("/v1/auth/approle/login") == 2
 
     def test_bad_secret_id_is_forbidden(
-        self, vault: VaultEmulator, make_session: Callable[..., VaultSession], approle: AppRoleAuth
+        self, make_session: Callable[..., VaultSession], approle: AppRoleAuth
     ) -> None:
         """A refused AppRole login raises TargetForbidden without the secret id in it."""
-        session = make_session(AppRoleAuth("role-1", Secret("wrong-secret-id-999")))
-        target = VaultKvTarget(session, mount="secret", path=PATH, key=KEY, kv_version=2)
+        session = make_session(AppRoleAuth(approle.role_id, Secret("wrong-secret-id-999")))
         with pytest.raises(TargetForbidden, match="login refused") as caught:
-            target.read()
-        assert_hygienic(caught.value, "wrong-secret-id-999", "approle-secret-id-1")
+            v2_target(session).read()
+        assert_hygienic(caught.value, "wrong-secret-id-999", approle.secret_id.reveal())
 
+    # Emulator only: the emulator's Kubernetes auth accepts fixed JWTs; OpenBao's needs a
+    # TokenReview API (tests/targets/test_vault_openbao.py covers it end to end).
+    @pytest.mark.emulator_only
     def test_kubernetes_relogin_rereads_the_jwt_file(
         self,
         vault: VaultEmulator,
+        vault_server: VaultServer,
         make_session: Callable[..., VaultSession],
         jwt_file: Path,
     ) -> None:
         """After a revocation the new login uses the JWT now in the file (kubelet rotated it)."""
-        session = make_session(KubernetesAuth(role="rotator", jwt_file=jwt_file))
-        target = VaultKvTarget(session, mount="secret", path=PATH, key=KEY, kv_version=2)
+        recorder = Recorder()
+        session = make_session(KubernetesAuth(role="rotator", jwt_file=jwt_file), http=recorder)
+        target = v2_target(session)
         target.write(OLD, meta(OLD))
         jwt_file.write_text("jwt-two\n")
         vault.add_kubernetes_role("rotator", "jwt-two", ["rotator"], ttl=timedelta(hours=1))
-        vault.revoke_token(session.client().token)
+        vault_server.revoke_token(session.client().token)
         target.write(NEW, meta(NEW))
-        assert self.logins(vault, "kubernetes") == 2
+        assert recorder.count("/v1/auth/kubernetes/login") == 2
         assert target.read().value == NEW
 
     def test_missing_jwt_file_is_forbidden(
@@ -988,75 +1226,74 @@ class TestLoginAuth:
         with pytest.raises(TargetForbidden, match="absent"):
             session.ensure_fresh()
 
+    # Emulator only: the failing retry needs fault injection.
+    @pytest.mark.emulator_only
     def test_failed_retry_after_relogin_is_translated(
-        self, vault: VaultEmulator, make_session: Callable[..., VaultSession], approle: AppRoleAuth
+        self,
+        vault: VaultEmulator,
+        make_session: Callable[..., VaultSession],
+        approle: AppRoleAuth,
     ) -> None:
         """When the call fails again after the re-login, its error is translated, not raw."""
-        session = make_session(approle)
-        target = VaultKvTarget(session, mount="secret", path=PATH, key=KEY, kv_version=2)
+        recorder = Recorder()
+        session = make_session(approle, http=recorder)
+        target = v2_target(session)
         target.read()
         vault.revoke_token(session.client().token)
         vault.fail_next("GET", rf"/v1/secret/data/{PATH}", 500, count=2)
         with pytest.raises(TargetUnavailable):
             target.read()
-        assert self.logins(vault, "approle") == 1  # the 500 was not an invalid token
+        assert recorder.count("/v1/auth/approle/login") == 1  # a 500 is no reason to log in
 
 
 class TestNamespaces:
     """A session with a namespace works inside it only."""
 
     def test_namespaced_target_is_isolated(
-        self, vault: VaultEmulator, make_session: Callable[..., VaultSession]
+        self, vault_server: VaultServer, make_session: Callable[..., VaultSession]
     ) -> None:
         """A write through namespace team-a lands there and not in the root namespace."""
-        vault.add_namespace("team-a")
-        vault.write("secret", PATH, {KEY: OLD.reveal()})
-        session = make_session(namespace="team-a")
-        target = VaultKvTarget(session, mount="secret", path=PATH, key=KEY, kv_version=2)
+        vault_server.add_namespace("team-a")
+        vault_server.write("secret", PATH, {KEY: OLD.reveal()})
+        recorder = Recorder()
+        target = v2_target(make_session(namespace="team-a", http=recorder))
         assert target.read().value is None
         target.write(NEW, meta(NEW))
-        assert vault.read("secret", PATH, namespace="team-a") == {KEY: NEW.reveal()}
-        assert vault.read("secret", PATH) == {KEY: OLD.reveal()}
-        assert {r.namespace for r in vault.seen} == {"team-a"}
+        assert vault_server.read("secret", PATH, namespace="team-a") == {KEY: NEW.reveal()}
+        assert vault_server.read("secret", PATH) == {KEY: OLD.reveal()}
+        assert {c.namespace for c in recorder.calls} == {"team-a"}
 
     def test_login_happens_in_the_namespace(
-        self, vault: VaultEmulator, make_session: Callable[..., VaultSession]
+        self, vault_server: VaultServer, make_session: Callable[..., VaultSession]
     ) -> None:
         """An AppRole defined in the namespace logs in there and can write there."""
-        vault.add_namespace("team-b")
-        vault.set_policy("rotator", {"secret/*": ["create", "read", "update"]})
-        vault.add_approle("role-b", "secret-b-123456", ["rotator"], namespace="team-b")
-        session = make_session(AppRoleAuth("role-b", Secret("secret-b-123456")), namespace="team-b")
-        target = VaultKvTarget(session, mount="secret", path=PATH, key=KEY, kv_version=2)
-        target.write(NEW, meta(NEW))
-        assert vault.read("secret", PATH, namespace="team-b") == {KEY: NEW.reveal()}
+        vault_server.add_namespace("team-b")
+        vault_server.set_policy("rotator", KV_RULES, namespace="team-b")
+        role_id, secret_id = vault_server.add_approle("role-b", ["rotator"], namespace="team-b")
+        session = make_session(AppRoleAuth(role_id, Secret(secret_id)), namespace="team-b")
+        v2_target(session).write(NEW, meta(NEW))
+        assert vault_server.read("secret", PATH, namespace="team-b") == {KEY: NEW.reveal()}
+        assert vault_server.read("secret", PATH) is None
 
 
+# Emulator only: most failure paths here need sealing or fault injection.
+@pytest.mark.emulator_only
 class TestSecretHygiene:
     """No value, secret id or token appears in any error the target raises."""
 
     def test_no_value_or_token_in_any_error(
-        self,
-        vault: VaultEmulator,
-        vault_clock: VaultClock,
-        make_session: Callable[..., VaultSession],
+        self, vault: VaultEmulator, make_session: Callable[..., VaultSession]
     ) -> None:
         """Errors from many failure paths never contain a value or an emulator-issued token."""
         vault.set_policy("rotator", {"secret/*": ["create", "read", "update"]})
         vault.add_approle("role-h", "hygiene-secret-id", ["rotator"], ttl=timedelta(hours=1))
         session = make_session(AppRoleAuth("role-h", Secret("hygiene-secret-id")))
-        target = VaultKvTarget(session, mount="secret", path=PATH, key=KEY, kv_version=2)
+        target = v2_target(session)
         target.write(OLD, meta(OLD))
         issued = [session.client().token]
         limited = vault.create_token(["nothing"])
         issued.append(limited)
-        no_policy = VaultKvTarget(
-            make_session(TokenAuth(Secret(limited))),
-            mount="secret",
-            path=PATH,
-            key=KEY,
-            kv_version=2,
-        )
+        no_policy = v2_target(make_session(TokenAuth(Secret(limited))))
         errors: list[RotatorError] = []
 
         def attempt(action: Callable[[], object]) -> None:
