@@ -145,6 +145,17 @@ DEFAULT_SERVICE_ACCOUNT_TOKEN: Final = Path("/var/run/secrets/kubernetes.io/serv
 #: Secret files are tiny; refusing big ones stops a typo (``/dev/zero``) from hanging the load.
 MAX_SECRET_FILE_BYTES: Final = 64 * 1024
 
+#: The largest configuration file read: a real one is a few kilobytes; a bigger one is a
+#: mistake (a log file, /dev/zero) and would only cost memory and time to parse.
+MAX_CONFIG_BYTES: Final = 1024 * 1024
+#: The most values (mappings, lists, scalars) a configuration may expand to, counting every
+#: use of a YAML alias in full: a few aliases nested ("billion laughs") would otherwise make
+#: interpolation and validation build billions of objects from a tiny file.
+MAX_CONFIG_NODES: Final = 100_000
+#: The deepest nesting of mappings and lists accepted; real configurations nest about 6 deep.
+#: It also stops a recursive alias (``&a [*a]``) and keeps every walk far from Python's limit.
+MAX_CONFIG_DEPTH: Final = 64
+
 # --------------------------------------------------------------------------------------------
 # Field types of the time expressions (parsing itself lives in rotator.timespec)
 # --------------------------------------------------------------------------------------------
@@ -200,6 +211,23 @@ Duration = Annotated[
 ]
 #: A duration field that must be longer than zero.
 PositiveDuration = Annotated[Duration, AfterValidator(_positive)]
+
+#: The longest ``validity`` of a key: ten years. A longer-lived credential defeats rotation,
+#: and its expiry could exceed what StackState stores (and what a date can hold).
+MAX_VALIDITY: Final = timedelta(days=3650)
+
+
+def _bounded_validity(value: timedelta) -> timedelta:
+    if value > MAX_VALIDITY:
+        raise ValueError(
+            f"must be at most {format_duration(MAX_VALIDITY)} (ten years): rotation exists so "
+            "that no key lives that long"
+        )
+    return value
+
+
+#: ``validity``: a positive duration of at most :data:`MAX_VALIDITY`.
+Validity = Annotated[PositiveDuration, AfterValidator(_bounded_validity)]
 
 
 _PERCENT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%\s*$")
@@ -725,7 +753,7 @@ POLICY_FIELDS: Final = (
 class Defaults(_Model):
     """The policy every managed key inherits unless it overrides a field."""
 
-    validity: PositiveDuration = timedelta(days=90)
+    validity: Validity = timedelta(days=90)
     """Lifetime of each new key."""
     rotate_before: RotateBefore = timedelta(days=14)
     """Rotate when expiry is this close: a duration, or a percentage of validity ("30%")."""
@@ -1025,6 +1053,29 @@ class SyncedSecretConsumer(_Model):
     context: NonEmptyStr | None = None
 
 
+def _env_var_name(value: str) -> str:
+    if not _ENV_NAME.match(value):
+        raise ValueError(
+            "must be a variable name: letters, digits and _, not starting with a digit"
+        )
+    return value
+
+
+def _env_var_value(value: Any) -> Any:
+    """Numbers are written as text (``PORT: 8080``); anything else is left to str validation."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+#: The ``env:`` of a command consumer or alert hook: what the child gets besides PATH, HOME,
+#: LANG and LC_ALL (rotator.childenv). Values may use ${VAR}; they are never logged.
+ChildEnv = dict[
+    Annotated[str, AfterValidator(_env_var_name)],
+    Annotated[str, BeforeValidator(_env_var_value)],
+]
+
+
 class CommandConsumer(_Model):
     """A command run after the push (e.g. systemctl restart); exit status 0 means switched."""
 
@@ -1034,6 +1085,10 @@ class CommandConsumer(_Model):
     timeout: PositiveDuration = timedelta(minutes=2)
     pass_key: Literal["none", "stdin"] = "none"  # noqa: S105 - a mode name, not a password
     """stdin: the new key value is written to the command's standard input."""
+    env: ChildEnv = Field(default_factory=dict)
+    """Environment variables of the command (values may use ${VAR}). It gets these, PATH,
+    HOME, LANG and LC_ALL (when set), ROTATOR_MANAGED_KEY and ROTATOR_FINGERPRINT, nothing
+    else: never the rotator's own credentials."""
 
 
 Consumer = Annotated[
@@ -1073,7 +1128,7 @@ class ManagedKey(_Model):
     """Where the value is written."""
     consumers: list[Consumer] = Field(default_factory=list)
     """What reads the value and must switch over."""
-    validity: PositiveDuration | None = None
+    validity: Validity | None = None
     """Override of defaults.validity."""
     rotate_before: RotateBefore | None = None
     """Override of defaults.rotate_before."""
@@ -1276,6 +1331,9 @@ class CommandAlert(_AlertHookBase):
     type: Literal["command"]
     command: Annotated[list[NonEmptyStr], Field(min_length=1)]
     """Program and arguments (no shell)."""
+    env: ChildEnv = Field(default_factory=dict)
+    """Environment variables of the command (values may use ${VAR}). It gets these, PATH,
+    HOME, LANG and LC_ALL (when set), nothing else: never the rotator's own credentials."""
 
 
 AlertHook = Annotated[
@@ -1356,6 +1414,35 @@ class LeaderElectionSettings(_Model):
         return self
 
 
+#: The kinds of shared lock a writing run takes (see :class:`LockSettings`).
+LockType = Literal["lease", "vault", "file"]
+
+
+class LockSettings(_Model):
+    """The lock that lets one actor at a time write: ``rotate`` runs and the daemon's leader.
+
+    ``lease`` is the ``leader_election`` Lease (its namespace, name and timings): a ``rotate``
+    finding a live daemon holding it hands its request over to that daemon, otherwise it holds
+    the Lease for the duration of its run. ``vault`` is a check-and-set entry in Vault KV v2, for
+    hosts without Kubernetes. ``file`` is the per-config lock file: one machine only.
+    """
+
+    type: LockType | None = None
+    """lease, vault or file; default: lease when leader_election is enabled, else file."""
+    mount: Annotated[str, AfterValidator(_mount)] = "secret"
+    """vault: the KV v2 mount holding the lock entry."""
+    path: Annotated[str, AfterValidator(_vault_path)] = "stackstate-key-rotator/lock"
+    """vault: path of the lock entry (holder and expiry in its data)."""
+    ttl: PositiveDuration = timedelta(seconds=60)
+    """vault: the entry expires this long after its last renewal (renewed every ttl/3)."""
+
+    def effective_type(self, leader_election: LeaderElectionSettings) -> LockType:
+        """The lock in use: ``type``, else lease with leader election, else file."""
+        if self.type is not None:
+            return self.type
+        return "lease" if leader_election.enabled else "file"
+
+
 # --------------------------------------------------------------------------------------------
 # The whole file
 # --------------------------------------------------------------------------------------------
@@ -1375,7 +1462,8 @@ def _target_location(target: Target, default_context: str) -> tuple[tuple[str, .
         )
     field = target.field or ""
     what = f"field {field} of file {target.path}" if field else f"file {target.path}"
-    return ("file", str(target.path)), field, what
+    # The real path: two paths reaching one file through a symlinked directory are one target.
+    return ("file", os.path.realpath(target.path)), field, what
 
 
 def _overlaps(first: str, second: str) -> bool:
@@ -1415,6 +1503,8 @@ class RotatorConfig(_Model):
     """Leader election between replicas."""
     history: HistorySettings = Field(default_factory=HistorySettings)
     """Audit history of actions and outcomes (rotator history)."""
+    lock: LockSettings = Field(default_factory=LockSettings)
+    """The shared lock of writing runs (lease, vault or file)."""
     source: SkipJsonSchema[Path | None] = Field(default=None, exclude=True)
     """The file this configuration was loaded from (set by load_config, not by users)."""
 
@@ -1430,6 +1520,23 @@ class RotatorConfig(_Model):
             )
         source = info.context.get("source") if isinstance(info.context, dict) else None
         return {**data, "source": source} if source is not None else data
+
+    @field_validator("lock", mode="after")
+    @classmethod
+    def _lock_needs_its_backend(cls, lock: LockSettings, info: ValidationInfo) -> LockSettings:
+        election = info.data.get("leader_election")
+        if (
+            lock.type == "lease"
+            and isinstance(election, LeaderElectionSettings)
+            and election.namespace is None
+        ):
+            _raise_problems(
+                [("type", "a lease lock uses the leader_election Lease: set its namespace")]
+            )
+        # `vault` is absent from info.data when its own validation failed: do not pile on.
+        if lock.type == "vault" and "vault" in info.data and info.data["vault"] is None:
+            _raise_problems([("type", "a vault lock needs a vault: section (url and auth)")])
+        return lock
 
     @field_validator("keys", mode="after")
     @classmethod
@@ -1604,21 +1711,63 @@ def _interpolate_string(text: str, environ: Mapping[str, str]) -> str:
     return _REFERENCE.sub(replace, text)
 
 
-def _interpolate(data: Any, environ: Mapping[str, str], path: str = "") -> tuple[Any, list[str]]:
-    """Interpolate every string value of parsed YAML; returns (data, problems as lines)."""
+class _TooBig(Exception):
+    """Internal: the parsed document exceeds MAX_CONFIG_NODES or MAX_CONFIG_DEPTH."""
+
+
+class _Budget:
+    """Counts the values an interpolation walk builds, refusing more than MAX_CONFIG_NODES."""
+
+    def __init__(self) -> None:
+        self.nodes = 0
+
+    def spend(self, path: str, depth: int) -> None:
+        self.nodes += 1
+        if self.nodes > MAX_CONFIG_NODES:
+            raise _TooBig(
+                f"the document expands to more than {MAX_CONFIG_NODES} values (YAML aliases "
+                "count each time they are used); refusing to load it"
+            )
+        if depth > MAX_CONFIG_DEPTH:
+            shown = path if len(path) <= 60 else path[:60] + "..."
+            raise _TooBig(
+                f"{shown or '(top level)'}: nested deeper than {MAX_CONFIG_DEPTH} levels "
+                "(a recursive YAML alias?); refusing to load it"
+            )
+
+
+def _interpolate(
+    data: Any,
+    environ: Mapping[str, str],
+    path: str = "",
+    *,
+    budget: _Budget | None = None,
+    depth: int = 0,
+) -> tuple[Any, list[str]]:
+    """Interpolate every string value of parsed YAML; returns (data, problems as lines).
+
+    Every value built is counted in ``budget`` (each use of an alias anew) and the nesting is
+    bounded: :class:`_TooBig` past :data:`MAX_CONFIG_NODES` or :data:`MAX_CONFIG_DEPTH`.
+    """
+    budget = budget if budget is not None else _Budget()
+    budget.spend(path, depth)
     if isinstance(data, dict):
         problems: list[str] = []
         result: dict[Any, Any] = {}
         for name, value in data.items():
             shown = str(name) if _SAFE_NAME.match(str(name)) else "[<unprintable key>]"
-            result[name], found = _interpolate(value, environ, _join_path(path, shown))
+            result[name], found = _interpolate(
+                value, environ, _join_path(path, shown), budget=budget, depth=depth + 1
+            )
             problems.extend(found)
         return result, problems
     if isinstance(data, list):
         problems = []
         items = []
         for index, value in enumerate(data):
-            item, found = _interpolate(value, environ, f"{path}[{index}]")
+            item, found = _interpolate(
+                value, environ, f"{path}[{index}]", budget=budget, depth=depth + 1
+            )
             items.append(item)
             problems.extend(found)
         return items, problems
@@ -1806,6 +1955,11 @@ def _parse_yaml(text: str, source: object) -> Any:
     yaml = YAML(typ="safe", pure=True)  # YAML 1.2: `no`/`on` stay strings, duplicates refused
     try:
         return yaml.load(text)
+    except RecursionError:
+        # The parser recurses once per level: a document this deep is never a configuration.
+        raise ConfigError(
+            f"invalid YAML in {source}: nested too deeply (at most {MAX_CONFIG_DEPTH} levels)"
+        ) from None
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -1819,6 +1973,16 @@ def _parse_yaml(text: str, source: object) -> Any:
         raise ConfigError(f"invalid YAML in {source}{where}: {problem}") from None
     except YAMLError as exc:
         raise ConfigError(f"invalid YAML in {source}: {type(exc).__name__}") from None
+
+
+def _read_config_text(file: Path) -> str:
+    """The file's text, refusing (``_TooBig``) more than :data:`MAX_CONFIG_BYTES`; OSError and
+    UnicodeDecodeError propagate."""
+    with file.open("rb") as handle:
+        raw = handle.read(MAX_CONFIG_BYTES + 1)
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise _TooBig
+    return raw.decode("utf-8")
 
 
 def _walk_secrets(value: Any) -> Iterator[SecretStr]:
@@ -1847,7 +2011,7 @@ def load_config(path: Path | str, *, environ: Mapping[str, str] | None = None) -
     file = Path(path)
     message = None
     try:
-        text = file.read_text(encoding="utf-8")
+        text = _read_config_text(file)
     except FileNotFoundError:
         message = (
             f"configuration file {file} not found (give --config FILE or set {CONFIG_ENV_VAR})"
@@ -1858,6 +2022,11 @@ def load_config(path: Path | str, *, environ: Mapping[str, str] | None = None) -
         message = f"cannot read configuration file {file}: {exc.strerror or type(exc).__name__}"
     except UnicodeDecodeError:
         message = f"configuration file {file} is not UTF-8 text"
+    except _TooBig:
+        message = (
+            f"configuration file {file} is larger than {MAX_CONFIG_BYTES // 1024 // 1024} MiB "
+            "(the limit for a configuration); is it the right file?"
+        )
     if message is not None:
         raise ConfigError(message)
 
@@ -1869,7 +2038,10 @@ def load_config(path: Path | str, *, environ: Mapping[str, str] | None = None) -
             f"invalid configuration in {file}: the top level must be a mapping of sections "
             f"(stackstate, keys, ...), not a {type(data).__name__}"
         )
-    data, problems = _interpolate(data, env)
+    try:
+        data, problems = _interpolate(data, env)
+    except _TooBig as exc:
+        problems = [str(exc)]
     if problems:
         raise ConfigError(_error_block(file, problems))
 

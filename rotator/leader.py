@@ -44,6 +44,15 @@ Errors of the API are translated once, in :func:`map_lease_error`::
 
 A missing Lease on GET is not an error: :meth:`LeaseLock.get` returns None. The elector treats
 every error as a lost round: it logs it and returns False, it never raises from its loop.
+
+**Annotations.** The Lease also carries the hand-over of ``rotator rotate`` requests to the
+leader (:mod:`rotator.handoff`) in its annotations. A PUT replaces the whole object, so every
+write here carries the annotations of the record it was computed from: a renewal never drops a
+request someone wrote meanwhile (a write in between changes the ``resourceVersion``, and the
+renewal's PUT gets 409). An elector may set ``holder_annotations`` on every write that makes or
+keeps it the holder (the daemon marks itself as one that takes requests) and removes them when
+it releases the Lease. Annotations are not part of the election: a record whose annotations
+changed is not a renewal (:class:`LeaderRecord` does not compare them).
 """
 
 from __future__ import annotations
@@ -51,8 +60,8 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
@@ -82,6 +91,13 @@ RELEASED_LEASE_SECONDS: Final = 1
 
 #: strftime format of a Kubernetes ``MicroTime`` (always six fractional digits, UTC).
 MICROTIME_FORMAT: Final = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+#: Attempts of a read-modify-write of the annotations before a run of 409s wins.
+ANNOTATION_ATTEMPTS: Final = 8
+
+#: ``change`` of :meth:`LeaseLock.update_annotations`: the new annotations, or None to write
+#: nothing (the current ones do not allow the change, or already have it).
+AnnotationChange = Callable[[Mapping[str, str]], Mapping[str, str] | None]
 
 
 class MicroTime(datetime):
@@ -128,8 +144,9 @@ def _utc_now() -> datetime:
 class LeaderRecord:
     """The election fields of a Lease's spec; ``holder`` is "" when nobody holds it.
 
-    Two records are equal when their election fields are: ``resource_version`` is not compared,
-    so "the record changed" means what client-go's raw-record comparison means.
+    Two records are equal when their election fields are: ``resource_version`` and
+    ``annotations`` are not compared, so "the record changed" means what client-go's raw-record
+    comparison means.
     """
 
     holder: str
@@ -138,6 +155,7 @@ class LeaderRecord:
     renew_time: datetime | None = None
     transitions: int = 0
     resource_version: str | None = field(default=None, compare=False)
+    annotations: Mapping[str, str] = field(default_factory=dict, compare=False)
 
 
 class LeaseLock:
@@ -208,6 +226,36 @@ class LeaseLock:
             raise self._error(exc, "update") from None
         return _record_of(lease)
 
+    def update_annotations(
+        self, change: AnnotationChange, *, holder: str | None = None
+    ) -> LeaderRecord | None:
+        """Read the Lease, let ``change`` compute its new annotations, write them back.
+
+        The write carries the ``resourceVersion`` read and the spec as read, so it changes
+        nothing of the election; on 409 the read-modify-write starts again (at most
+        :data:`ANNOTATION_ATTEMPTS` times). Returns the stored record, or None when nothing was
+        written: the Lease does not exist, ``holder`` is given and does not hold it, or
+        ``change`` answered None.
+
+        :raises TargetConflict: every attempt lost to a concurrent writer.
+        """
+        conflict: TargetConflict | None = None
+        for _ in range(ANNOTATION_ATTEMPTS):
+            current = self.get()
+            if current is None or (holder is not None and current.holder != holder):
+                return None
+            wanted = change(current.annotations)
+            if wanted is None:
+                return None
+            try:
+                return self.update(
+                    replace(current, annotations=dict(wanted)), current.resource_version
+                )
+            except TargetConflict as exc:
+                conflict = exc
+        assert conflict is not None
+        raise conflict
+
     def __repr__(self) -> str:
         return f"LeaseLock({self.describe()}, identity={self.identity!r}, context={self.context!r})"
 
@@ -230,6 +278,8 @@ class LeaseLock:
         metadata: dict[str, Any] = {"name": self.name, "namespace": self.namespace}
         if resource_version is not None:
             metadata["resourceVersion"] = resource_version
+        if record.annotations:
+            metadata["annotations"] = dict(record.annotations)
         return {
             "apiVersion": "coordination.k8s.io/v1",
             "kind": "Lease",
@@ -283,6 +333,7 @@ def _record_of(lease: Any) -> LeaderRecord:
         renew_time=_aware(spec.renew_time if spec else None),
         transitions=int((spec.lease_transitions if spec else None) or 0),
         resource_version=metadata.resource_version if metadata else None,
+        annotations=dict((metadata.annotations if metadata else None) or {}),
     )
 
 
@@ -304,9 +355,14 @@ class LeaderElector:
 
     ``on_started_leading`` and ``on_stopped_leading`` bracket leadership as the loop holds it;
     ``on_new_leader`` gets the holder's identity whenever a round sees a different replica (or
-    us) holding the lease, never an empty holder. Callbacks run on the elector's thread (the
-    caller's, for :meth:`try_acquire_or_renew`); an exception they raise is logged and does not
-    stop the election.
+    us) holding the lease, never an empty holder. ``on_renewed`` gets the stored record (its
+    annotations included) after every round of the loop that kept us leading, so a leader sees
+    the Lease's annotations every ``retry_period`` without a read of its own. Callbacks run on
+    the elector's thread (the caller's, for :meth:`try_acquire_or_renew`); an exception they
+    raise is logged and does not stop the election.
+
+    ``holder_annotations`` are written with every record that makes or keeps us the holder and
+    removed on release (see the module docstring).
     """
 
     def __init__(
@@ -320,6 +376,8 @@ class LeaderElector:
         on_started_leading: Callable[[], None],
         on_stopped_leading: Callable[[], None],
         on_new_leader: Callable[[str], None] | None = None,
+        on_renewed: Callable[[LeaderRecord], None] | None = None,
+        holder_annotations: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], datetime] = _utc_now,
         jitter: Callable[[], float] = random.random,
@@ -355,6 +413,8 @@ class LeaderElector:
         self._on_started = on_started_leading
         self._on_stopped = on_stopped_leading
         self._on_new_leader = on_new_leader
+        self._on_renewed = on_renewed
+        self._holder_annotations = dict(holder_annotations or {})
         self._clock = clock
         self._wall_clock = wall_clock
         self._jitter = jitter
@@ -392,16 +452,20 @@ class LeaderElector:
 
     # -- the algorithm ---------------------------------------------------------------------------
 
-    def try_acquire_or_renew(self) -> bool:
+    def try_acquire_or_renew(self, *, raise_errors: bool = False) -> bool:
         """One round of client-go's ``tryAcquireOrRenew``: True when we hold the lease now.
 
         Any failure of the API (409 race included) counts as a lost round: it is logged, and
-        the answer is False.
+        the answer is False. With ``raise_errors`` a failure other than a lost race is raised
+        instead (a one-shot caller stops on a missing namespace or a refused write rather than
+        retrying it until its timeout).
         """
         with self._attempt:
             try:
                 return self._try_acquire_or_renew()
             except RotatorError as exc:
+                if raise_errors and not isinstance(exc, TargetConflict):
+                    raise
                 # Losing a write race is routine among replicas; anything else deserves a warning.
                 report = log.info if isinstance(exc, TargetConflict) else log.warning
                 report(
@@ -422,6 +486,7 @@ class LeaderElector:
             acquire_time=now,
             renew_time=now,
             transitions=0,
+            annotations=self._holder_annotations,
         )
         current = self.lock.get()
         if current is None:
@@ -433,14 +498,17 @@ class LeaderElector:
         with self._state:
             if current != self._observed:
                 # The record changed: the holder is alive (or a new one came), restart its term.
-                self._observed = current
                 self._observed_time = self._clock()
+            # Kept even when unchanged: its annotations and resourceVersion are the latest.
+            self._observed = current
             valid = self._observed_time + current.lease_duration_seconds > self._clock()
         held_by_us = current.holder == self.identity
         if current.holder and not held_by_us and valid:
             log.debug("leader.held_by_other", lease=self.lock.describe(), holder=current.holder)
             return False
 
+        # Whatever else the Lease carries (a pending request) is written back unchanged.
+        annotations = {**current.annotations, **self._holder_annotations}
         if held_by_us:
             record = LeaderRecord(
                 holder=self.identity,
@@ -448,6 +516,7 @@ class LeaderElector:
                 acquire_time=current.acquire_time or now,
                 renew_time=now,
                 transitions=current.transitions,
+                annotations=annotations,
             )
         else:
             record = LeaderRecord(
@@ -456,6 +525,7 @@ class LeaderElector:
                 acquire_time=now,
                 renew_time=now,
                 transitions=current.transitions + 1,
+                annotations=annotations,
             )
         stored = self.lock.update(record, current.resource_version)
         self._observe(stored)
@@ -508,6 +578,11 @@ class LeaderElector:
                     acquire_time=now,
                     renew_time=now,
                     transitions=current.transitions,
+                    annotations={
+                        name: value
+                        for name, value in current.annotations.items()
+                        if name not in self._holder_annotations
+                    },
                 )
                 stored = self.lock.update(released, current.resource_version)
             except RotatorError as exc:
@@ -516,6 +591,27 @@ class LeaderElector:
             self._observe(stored)
             log.info("leader.released", lease=self.lock.describe(), identity=self.identity)
             return True
+
+    # -- annotations -----------------------------------------------------------------------------
+
+    def update_annotations(
+        self, change: AnnotationChange, *, require_holder: bool = True
+    ) -> LeaderRecord | None:
+        """:meth:`LeaseLock.update_annotations`, serialised with this elector's own rounds.
+
+        With ``require_holder`` nothing is written unless we hold the Lease. Returns the stored
+        record or None (see :meth:`LeaseLock.update_annotations`); errors are raised.
+        """
+        with self._attempt:
+            stored = self.lock.update_annotations(
+                change, holder=self.identity if require_holder else None
+            )
+            if stored is not None:
+                with self._state:
+                    if stored == self._observed:
+                        # Same election fields: keep the observed time, take the annotations.
+                        self._observed = stored
+            return stored
 
     # -- the loop --------------------------------------------------------------------------------
 
@@ -590,6 +686,7 @@ class LeaderElector:
 
     def _renew(self) -> None:
         """Renew every ``retry_period`` until a renewal misses ``renew_deadline`` or we stop."""
+        self._renewed()
         while not self._stop.wait(self.retry_period):
             deadline = self._clock() + self.renew_deadline
             while not self._round():
@@ -604,6 +701,13 @@ class LeaderElector:
                     return
                 if self._stop.wait(self.retry_period):
                     return
+            self._renewed()
+
+    def _renewed(self) -> None:
+        """Hand the record just stored to ``on_renewed`` (if any)."""
+        record = self.observed_record
+        if self._on_renewed is not None and record is not None:
+            self._call("on_renewed", self._on_renewed, record)
 
     def _round(self) -> bool:
         """One attempt that never raises: an unexpected failure is logged as a lost round."""

@@ -3,13 +3,17 @@
 Events (``rotator.config.AlertEvent``):
 
 - ``rotation_failed`` — the key failed (any step but a switch timeout);
-- ``switch_timeout`` — consumers did not switch within ``switch_timeout`` (old key kept);
+- ``switch_timeout`` — consumers did not switch within ``switch_timeout`` (old key kept): a
+  failure with step ``switch`` and error type ``SwitchTimeout``;
 - ``key_expired`` — the key in use is expired and was not replaced in this run;
 - ``key_expiring`` — the key in use expires within ``alert_before`` and no rotation succeeded;
 - ``recovered`` — the key is healthy again: resolves the failure and expiry classes (hooks
   only send it where a failure of that class was sent, so PagerDuty and Alertmanager
   incidents close);
 - ``rotation_succeeded`` — a new key was pushed or an old one revoked (optional, off by default).
+
+Every alert about a key that is not healthy carries the failure's ``step``, ``category`` and
+``error_type``; which event it is follows from those fields, never from the message text.
 
 The same function serves the daemon and one-shot ``rotate`` runs, so cron users get the same
 alerts. Deduplication and repeat intervals are the dispatcher's job.
@@ -19,28 +23,50 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
+from typing import Final
 
 from rotator.alerts.dispatch import Alerter
 from rotator.alerts.event import Alert
 from rotator.config import AlertEvent
-from rotator.engine.model import KeyResult, KeySpec, RunReport
+from rotator.engine.model import Failure, KeyResult, KeySpec, RunReport
 from rotator.history import History
-from rotator.metrics import failed_step
+from rotator.metrics import failure_of
+
+#: ``failure.error_type`` of consumers not switched within ``switch_timeout`` (step ``switch``).
+SWITCH_TIMEOUT_ERROR_TYPE: Final = "SwitchTimeout"
+#: Events about a healthy key: they carry no failure fields.
+_HEALTHY_EVENTS: Final = frozenset({AlertEvent.RECOVERED, AlertEvent.ROTATION_SUCCEEDED})
+
+
+def is_switch_timeout(failure: Failure | None) -> bool:
+    """Whether ``failure`` is consumers not switched within ``switch_timeout`` (from its fields:
+    step ``switch``, error type ``SwitchTimeout``)."""
+    return (
+        failure is not None
+        and failure.step == "switch"
+        and failure.error_type == SWITCH_TIMEOUT_ERROR_TYPE
+    )
 
 
 def alerts_for(
     result: KeyResult, *, alert_before: timedelta, now: datetime, run_id: str
 ) -> list[Alert]:
-    """The alerts one managed key's result raises (possibly none)."""
+    """The alerts one managed key's result raises (possibly none).
+
+    The event type, ``step``, ``category`` and ``error_type`` come from the result's
+    :class:`~rotator.engine.model.Failure` fields; message text only fills ``error`` and
+    ``summary`` for people.
+    """
     plan = result.plan
     current = plan.current
     expiration = current.expiration if current is not None else None
     new_key = result.new_key
+    failure = failure_of(result)
 
-    def alert(
-        event: AlertEvent, summary: str, *, step: str | None = None, resolves: str | None = None
-    ) -> Alert:
+    def alert(event: AlertEvent, summary: str, *, resolves: str | None = None) -> Alert:
         key = new_key if new_key is not None else None
+        # Recoveries and successes describe a healthy key: no failure fields.
+        why = failure if event not in _HEALTHY_EVENTS else None
         return Alert(
             event=event,
             managed_key=plan.key,
@@ -48,34 +74,30 @@ def alerts_for(
             key_id=key.id if key is not None else (current.id if current else None),
             key_name=key.name if key is not None else (current.name if current else None),
             expires_at=key.expiration if key is not None else expiration,
-            step=step,
-            error=result.error,
+            step=why.step if why is not None else None,
+            error=result.error if event not in _HEALTHY_EVENTS else None,
             run_id=run_id,
             timestamp=now,
             summary=summary,
             resolves=resolves,
+            category=why.category if why is not None else None,
+            error_type=why.error_type if why is not None else None,
         )
 
     found: list[Alert] = []
     replaced = result.outcome in ("rotated", "waiting", "revoked") and new_key is not None
     if result.outcome == "failed":
-        if plan.reason.startswith("switch_timeout"):
+        message = failure.message if failure is not None else (result.error or plan.reason)
+        if is_switch_timeout(failure):
             found.append(
                 alert(
                     AlertEvent.SWITCH_TIMEOUT,
                     f"{plan.key}: consumers did not switch in time; previous key kept",
-                    step="switch",
                 )
             )
         else:
-            step = failed_step(result)
-            found.append(
-                alert(
-                    AlertEvent.ROTATION_FAILED,
-                    f"{plan.key}: {step} failed: {result.error or plan.reason}",
-                    step=step,
-                )
-            )
+            step = failure.step if failure is not None else "unknown step"
+            found.append(alert(AlertEvent.ROTATION_FAILED, f"{plan.key}: {step} failed: {message}"))
     else:
         found.append(alert(AlertEvent.RECOVERED, f"{plan.key}: healthy again", resolves="failure"))
     if expiration is not None and not replaced:

@@ -8,8 +8,8 @@ model, so they can never disagree:
 
 - ``rotator doctor`` asks the live systems about every entry (SelfSubjectAccessReview,
   ``sys/capabilities-self``, ``/user/authorization/for``);
-- ``rotator rbac`` (to come) prints :func:`role_rules` as Role/RoleBinding manifests and
-  :func:`render_vault_policy` as a Vault policy.
+- ``rotator rbac`` prints :func:`role_rules` as Role/RoleBinding manifests (or the Helm chart's
+  ``rbac.rules`` values) and :func:`render_vault_policy` as a Vault policy.
 
 The verbs are those of the calls the adapters make, not guesses:
 
@@ -27,6 +27,9 @@ kubernetes-workload ``discover: true``      the same for Deployments, DaemonSets
 synced-secret: read_namespaced_secret       get secrets/<name>                           yes
 leader election: read, replace              get, update leases/<name>                    yes
 leader election: create                     create leases (any name)                     no
+``lock.type: lease`` (rotate runs)          the same Lease entries                       yes
+``lock.type: vault``: read, CAS write       read, create, update <mount>/data/<path>     yes
+Events (coming) in every namespace above    create, patch events ("", events.k8s.io)     no
 vault-kv v2: read_secret_version, POST      read, create, update <mount>/data/<path>     yes
 vault-kv v2: metadata read, POST            read, create, update <mount>/metadata/<p>    yes
 vault-kv v1: read, PUT                      read, create, update <mount>/<path>          yes
@@ -52,6 +55,12 @@ Decisions:
   needs no policy (Vault answers it for any token with access to the mount), and logins are
   unauthenticated, so neither appears here. The token paths are in Vault's ``default`` policy
   and the session copes without them, so they are optional.
+- Events: the rotator is about to report what it does as Kubernetes Events on the objects it
+  reads or changes, which live in the namespace of those objects. Events are written by a name
+  the recorder generates (``create``) and aggregated (``patch``), in both Event APIs (core
+  ``v1`` and ``events.k8s.io/v1``, client libraries use either), so neither can be limited by
+  name. They are optional: a denied Event never stops a rotation, and ``rotator doctor`` only
+  warns. The leader-election namespace gets none on its own account (the Lease has no Events).
 - StackState: the permission names are those of the StackState / SUSE Observability RBAC docs;
   an ingestion key is also verified (``/security/ingestion/authorize``) under
   ``manage-ingestion-api-keys``.
@@ -83,6 +92,9 @@ API_GROUPS: Final[dict[str, str]] = {
     "leases": "coordination.k8s.io",
 }
 
+#: The API groups of Events: core ``v1`` and ``events.k8s.io/v1`` (resource ``events`` in both).
+EVENT_API_GROUPS: Final[tuple[str, ...]] = ("", "events.k8s.io")
+
 #: Resource (plural) of each workload kind a consumer may name.
 WORKLOAD_RESOURCES: Final[dict[str, str]] = {
     "Deployment": "deployments",
@@ -112,7 +124,7 @@ class KubernetesPermission:
     #: Kubeconfig context; None: ``kubernetes.context``, else the current context / in-cluster.
     context: str | None
     namespace: str
-    #: API group: "" (core), "apps", "batch", "coordination.k8s.io".
+    #: API group: "" (core), "apps", "batch", "coordination.k8s.io", "events.k8s.io".
     group: str
     #: Resource type, plural: secrets, deployments, leases, ...
     resource: str
@@ -317,9 +329,14 @@ def derive_permissions(config: cfg.RotatorConfig) -> PermissionModel:
                         keys=names,
                     )
                 )
+    _event_permissions(out)
+    lock = config.lock.effective_type(config.leader_election)
+    if lock == "vault":
+        uses_vault = True
+        _vault_lock(out, config.lock)
     if uses_vault:
         _vault_token_permissions(out)
-    if config.leader_election.enabled:
+    if config.leader_election.enabled or lock == "lease":
         _leader_election(out, config.leader_election, default_context)
     return PermissionModel(
         kubernetes=tuple(out.kubernetes.values()),
@@ -431,6 +448,33 @@ def _workload_consumer(
             )
 
 
+def _event_permissions(out: _Collector) -> None:
+    """Optional Event writes in every (context, namespace) the entries so far work in."""
+    scopes: dict[tuple[str | None, str], tuple[str, ...]] = {}
+    for permission in out.kubernetes.values():
+        scope = (permission.context, permission.namespace)
+        scopes[scope] = _union(scopes.get(scope, ()), permission.keys)
+    for (context, namespace), keys in scopes.items():
+        for group in EVENT_API_GROUPS:
+            for verb, why in (
+                ("create", "report what it did as Kubernetes Events (coming; optional)"),
+                ("patch", "aggregate repeated Events (coming; optional)"),
+            ):
+                out.add_kubernetes(
+                    KubernetesPermission(
+                        context=context,
+                        namespace=namespace,
+                        group=group,
+                        resource="events",
+                        verb=verb,
+                        name=None,
+                        why=why,
+                        required=False,
+                        keys=keys,
+                    )
+                )
+
+
 def _leader_election(
     out: _Collector, settings: cfg.LeaderElectionSettings, default_context: str | None
 ) -> None:
@@ -484,6 +528,18 @@ def _vault_target(out: _Collector, target: cfg.VaultKvTarget, names: tuple[str, 
     add(path, "read", "read the value and its metadata field (KV v1)")
     add(path, "create", "write a new path (KV v1)")
     add(path, "update", "write the value and its metadata field (KV v1)")
+
+
+def _vault_lock(out: _Collector, lock: cfg.LockSettings) -> None:
+    """The run lock entry in Vault KV v2 (``lock.type: vault``), shared by every key."""
+    path = f"{lock.mount}/data/{lock.path}"
+    entries: tuple[tuple[VaultCapability, str], ...] = (
+        ("read", "read the run lock entry (lock.type vault)"),
+        ("create", "write the run lock entry the first time (lock.type vault)"),
+        ("update", "take, renew and release the run lock with check-and-set (lock.type vault)"),
+    )
+    for capability, why in entries:
+        out.add_vault(VaultPermission(path, capability, why))
 
 
 #: Token self-service paths the session uses, all in Vault's ``default`` policy.
@@ -611,6 +667,7 @@ def render_vault_policy(
 
 __all__ = [
     "API_GROUPS",
+    "EVENT_API_GROUPS",
     "STACKSTATE_PERMISSIONS",
     "WORKLOAD_RESOURCES",
     "KubernetesPermission",

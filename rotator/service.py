@@ -8,6 +8,10 @@
 - With leader election only the leader starts runs; a replica that loses the lease stops
   starting steps at once (the engine checks a guard between keys). A new leader only observes:
   the engine is idempotent, so a handover rotates and restarts nothing by itself.
+- The leader takes requests a ``rotator rotate`` hands over through the Lease
+  (:mod:`rotator.handoff`): each renewal (every ``retry_period``) looks at the Lease's
+  annotations; a new request is claimed, run as one more serialised engine run (with its
+  ``--key``/``--force``), and answered with the run's report.
 - ``/metrics`` (Prometheus), ``/healthz`` (process and scheduler alive), ``/readyz``
   (configuration loaded and StackState reachable at the last check; leader or standby stated).
 - SIGTERM/SIGINT finish the run in progress and exit 0 within ``shutdown_timeout``; SIGHUP
@@ -29,7 +33,7 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, Final, Literal
 
 import structlog
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -39,12 +43,21 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from rotator.alerts.dispatch import Alerter, build_hooks
 from rotator.config import RotatorConfig, load_config
-from rotator.engine.model import KeySpec, RunReport
+from rotator.engine.model import KeyResult, KeySpec, RunReport
 from rotator.engine.run import run_once, utc_now
-from rotator.errors import ConfigError, RotatorError
+from rotator.errors import ConfigError, RotatorError, StackStateError
+from rotator.handoff import (
+    ROLE_ANNOTATION,
+    ROLE_DAEMON,
+    RunRequest,
+    RunResponse,
+    exit_code,
+    response_to,
+    set_response,
+)
 from rotator.history import History, alert_state_path
-from rotator.leader import LeaderElector, LeaseLock
-from rotator.metrics import Metrics
+from rotator.leader import LeaderElector, LeaderRecord, LeaseLock
+from rotator.metrics import Metrics, failure_of
 from rotator.notify import config_invalid, config_recovered, publish
 from rotator.scheduling import next_check
 from rotator.timespec import cron_trigger
@@ -60,6 +73,33 @@ READINESS_INTERVAL = timedelta(seconds=60)
 RECONCILE_INTERVAL = timedelta(hours=6)
 #: Scheduled runs later than this are skipped (coalesced into the next one).
 MISFIRE_GRACE = 300
+
+
+def _subclass_names(root: type[RotatorError]) -> frozenset[str]:
+    found = {root.__name__}
+    for sub in root.__subclasses__():
+        found |= _subclass_names(sub)
+    return frozenset(found)
+
+
+#: ``failure.error_type`` values that say StackState itself failed (every StackStateError).
+STACKSTATE_ERROR_TYPES: Final = _subclass_names(StackStateError)
+
+
+def stackstate_answered(results: Sequence[KeyResult]) -> bool | None:
+    """Readiness from a run: False when listing keys in StackState failed for any key (a
+    failure of step ``observe`` whose error type is a StackState error), True when the run
+    observed keys, None for an empty run. Taken from the failure's fields, never its message.
+    """
+    for result in results:
+        failure = failure_of(result)
+        if (
+            failure is not None
+            and failure.step == "observe"
+            and failure.error_type in STACKSTATE_ERROR_TYPES
+        ):
+            return False
+    return True if results else None
 
 
 @dataclass
@@ -86,6 +126,8 @@ class Service:
         self._stackstate_error = "not checked yet"
         self._leader: LeaderElector | None = None
         self._leading = threading.Event()
+        #: Id of the last handed-over request this replica took up (one at a time).
+        self._request_seen: str | None = None
         self._http: ThreadingHTTPServer | None = None
         self._http_thread: threading.Thread | None = None
         self.scheduler = BackgroundScheduler(
@@ -120,6 +162,7 @@ class Service:
     def load(self) -> None:
         """Load the configuration for the first time (a ConfigError propagates: exit 2)."""
         self._loaded = self._build(load_config(self.config_path))
+        self.metrics.track_keys(self._loaded.runtime.specs)
 
     @property
     def loaded(self) -> _Loaded:
@@ -142,6 +185,10 @@ class Service:
             old = self._loaded
             self._loaded = fresh
             self._schedule_keys()
+            # New keys alert from their first failure; removed keys leave no stale series.
+            self.metrics.track_keys(fresh.runtime.specs)
+            names = {spec.name for spec in fresh.runtime.specs}
+            self._failures = {k: n for k, n in self._failures.items() if k in names}
         if old is not None:
             old.runtime.close()
             # The old alerter knows what it sent: let it resolve an earlier config_invalid.
@@ -193,6 +240,8 @@ class Service:
             retry_period=settings.retry_period.total_seconds(),
             on_started_leading=self._started_leading,
             on_stopped_leading=self._stopped_leading,
+            on_renewed=self._lease_renewed,
+            holder_annotations={ROLE_ANNOTATION: ROLE_DAEMON},
         )
         self._leader.start()
 
@@ -233,7 +282,9 @@ class Service:
         """Run one managed key (its scheduled job, or a recheck)."""
         return self._execute([name], source="schedule")
 
-    def _execute(self, names: Sequence[str] | None, *, source: str) -> RunReport | None:
+    def _execute(
+        self, names: Sequence[str] | None, *, source: str, force: bool = False
+    ) -> RunReport | None:
         if self._stop.is_set() or not self.is_leader():
             return None
         with self._run_lock:
@@ -252,6 +303,7 @@ class Service:
                     specs,
                     loaded.runtime.stackstate,
                     dry_run=False,
+                    force=force,
                     clock=self.clock,
                     guard=lambda: self.is_leader() and not self._stop.is_set(),
                 )
@@ -259,6 +311,148 @@ class Service:
                 structlog.contextvars.unbind_contextvars("run_id")
             self._after_run(loaded, specs, report, run_id, source)
             return report
+
+    # -- requests handed over by ``rotator rotate`` (rotator.handoff) ---------------------------
+
+    def _lease_renewed(self, record: LeaderRecord) -> None:
+        """Elector thread, after each renewal: schedule a new request in the Lease to run now."""
+        if self._stop.is_set():
+            return  # the scheduler is shutting down; the next leader takes the request
+        request = RunRequest.from_annotations(record.annotations)
+        if request is None or request.id == self._request_seen:
+            return
+        self._request_seen = request.id
+        response = response_to(record.annotations, request.id)
+        if response is not None and response.final:
+            return
+        self.scheduler.add_job(
+            self.serve_request,
+            DateTrigger(self.clock()),
+            args=[request, response],
+            id=f"request:{request.id}",
+            replace_existing=True,
+        )
+
+    def serve_request(self, request: RunRequest, seen: RunResponse | None = None) -> None:
+        """Claim ``request``, run it, and write the outcome into the Lease.
+
+        ``seen`` is a response to it found in the Lease: a ``running`` one that this replica
+        did not write belongs to a leader that stopped while running it (answered
+        ``interrupted``). Errors writing the Lease are logged: the requester then times out.
+        """
+        elector = self._leader
+        if elector is None or self._stop.is_set() or not self.is_leader():
+            self._request_seen = None  # look again once leading
+            return
+        now = self.clock()
+        ours = elector.identity
+        try:
+            if seen is not None:
+                self._answer(
+                    RunResponse(
+                        request.id,
+                        "interrupted",
+                        seen.leader,
+                        started_at=seen.started_at,
+                        finished_at=now,
+                        exit_code=1,
+                        error=f"leader {seen.leader} stopped while running it; run rotate "
+                        "again: it continues from what the targets hold",
+                    ),
+                    only_if="claimed",
+                )
+                return
+            if request.expired(now):
+                self._answer(
+                    RunResponse(
+                        request.id,
+                        "expired",
+                        ours,
+                        finished_at=now,
+                        exit_code=1,
+                        error="nobody waits for it anymore (expires_at passed)",
+                    ),
+                    only_if="unclaimed",
+                )
+                return
+            configured = [spec.name for spec in self.loaded.runtime.specs]
+            unknown = [name for name in request.keys if name not in configured]
+            if unknown:
+                self._answer(
+                    RunResponse(
+                        request.id,
+                        "refused",
+                        ours,
+                        finished_at=now,
+                        exit_code=1,
+                        error=f"no such managed key on the leader: {', '.join(unknown)}",
+                    ),
+                    only_if="unclaimed",
+                )
+                return
+            claimed = elector.update_annotations(
+                set_response(
+                    RunResponse(request.id, "running", ours, started_at=now), only_if="unclaimed"
+                )
+            )
+        except RotatorError as exc:
+            log.warning("handoff.claim_failed", request_id=request.id, error=str(exc))
+            self._request_seen = None  # try again at the next renewal
+            return
+        if claimed is None:
+            log.info("handoff.not_claimed", request_id=request.id)  # withdrawn or taken
+            return
+        log.info(
+            "handoff.request_taken",
+            request_id=request.id,
+            requester=request.requester,
+            keys=list(request.keys),
+            force=request.force,
+        )
+        report = self._execute(request.keys or None, source="request", force=request.force)
+        if report is None and self.is_leader() and not self._stop.is_set():
+            report = RunReport(dry_run=False, started_at=now, results=())  # no keys configured
+        finished = self.clock()
+        if report is None:
+            answer = RunResponse(
+                request.id,
+                "interrupted",
+                ours,
+                started_at=now,
+                finished_at=finished,
+                exit_code=1,
+                error="leadership was lost or the daemon stopped before the run",
+            )
+        else:
+            from rotator.cli.report import report_document  # noqa: PLC0415 - the JSON contract
+
+            document = report_document(report)
+            answer = RunResponse(
+                request.id,
+                "done",
+                ours,
+                started_at=now,
+                finished_at=finished,
+                exit_code=exit_code(document, request),
+                report=document,
+            )
+        try:
+            self._answer(answer, only_if="claimed")
+        except RotatorError as exc:
+            log.warning("handoff.answer_failed", request_id=request.id, error=str(exc))
+
+    def _answer(self, response: RunResponse, *, only_if: Literal["claimed", "unclaimed"]) -> None:
+        """Write ``response`` into the Lease (even after losing it: the requester waits)."""
+        assert self._leader is not None
+        stored = self._leader.update_annotations(
+            set_response(response, only_if=only_if), require_holder=False
+        )
+        log.info(
+            "handoff.answered",
+            request_id=response.id,
+            state=response.state,
+            written=stored is not None,
+        )
 
     def _after_run(
         self,
@@ -306,13 +500,9 @@ class Service:
             source=source,
             now=now,
         )
-        listing_failed = any(
-            r.plan.failed and r.plan.reason.startswith("cannot list") for r in report.results
-        )
-        if listing_failed:
-            self._stackstate_ok = False
-        elif report.results:
-            self._stackstate_ok = True
+        answered = stackstate_answered(report.results)
+        if answered is not None:
+            self._stackstate_ok = answered
 
     def check_stackstate(self) -> None:
         """Readiness: does StackState answer?"""

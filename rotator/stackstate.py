@@ -32,24 +32,45 @@ exponential backoff and full jitter (tenacity), bounded by attempts and by total
 connection errors, timeouts and 5xx. A DELETE answered 404 after an earlier attempt of the same
 call may have reached the server counts as success: that earlier attempt deleted the key.
 
-A create is never retried blindly. When its outcome is unknown (timeout or connection lost after
-sending, 5xx), the client lists the keys of that kind and looks for the create's unique name:
+A ``Retry-After`` on a 429 or 503 (seconds or an HTTP-date) is honoured: the next attempt waits
+at least that long. A server that asks for more than the call may still wait (the smaller of
+``retry_after_max`` and what is left of ``retry_deadline``) is not retried at all: the call
+gives up at once with :class:`~rotator.errors.StackStateServerError` (category ``retry``,
+``delay`` = the requested wait) whose message names the delay, and the next run tries again.
 
-* a key with that name exists — it was created, but its value is lost: the client deletes every
-  key with that name and raises the original error class (temporary) with a message saying so;
-* none exists — the create did not happen and is tried again with the same name (bounded);
+A create is never retried blindly. When its outcome is unknown (timeout or connection lost after
+sending, 5xx, or a 2xx whose body cannot be read: truncated JSON, a proxy's HTML page, a missing
+value), the client lists the keys of that kind and looks for the create's unique name:
+
+* one key with that name exists — it was created, but its value is lost: the client deletes it
+  and raises the original error class (temporary) with a message saying so;
+* several keys carry the name — the lookup is ambiguous: nobody can tell which one this create
+  made, and another rotator may have pushed the other (names carry a random nonce, so this takes
+  a clash or a hand-made key). Nothing is deleted (I1, I2) and
+  :class:`~rotator.errors.AmbiguousCreateError` (temporary) is raised; the sweep later deletes
+  those that no target references;
+* none exists after an answer (5xx, an unreadable 2xx) — the server finished with the request
+  and made nothing: the create is tried again with the same name (bounded);
+* none exists after *no* answer (a read timeout, a connection dropped after sending) — the
+  server may still be working on it, so "not listed yet" proves nothing: nothing is created
+  again (that could make a second key, I6) and :class:`~rotator.errors.AmbiguousCreateError`
+  (temporary) is raised; the next run rotates under a new name and a late key is swept once it
+  is ``orphan_min_age`` old;
 * the listing or the clean-up fails — :class:`~rotator.errors.AmbiguousCreateError` (temporary);
   a key with that name may exist without a known value, and the next run's sweep deletes it.
 
 A create that could not have reached the server (connection refused, TLS failure, 429) is
 simply tried again. After a successful service-token create the id is found by listing; when no
-key or several keys carry the name, nobody can tell which holds the new value: every such key
-is deleted and :class:`~rotator.errors.AmbiguousCreateError` is raised.
+key or several keys carry the name, nobody can tell which holds the new value: the value is
+discarded, nothing is deleted, and :class:`~rotator.errors.AmbiguousCreateError` is raised. An
+ingestion create answers its id; other keys listed under its name are left alone as well.
 """
 
 from __future__ import annotations
 
+import email.utils
 import itertools
+import math
 import re
 import ssl
 import time
@@ -105,6 +126,11 @@ DEFAULT_BACKOFF_BASE: Final = 0.5
 DEFAULT_BACKOFF_MAX: Final = 8.0
 #: Seconds: no new attempt starts once a call has been retrying this long.
 DEFAULT_RETRY_DEADLINE: Final = 60.0
+#: Seconds: the longest ``Retry-After`` one call waits for. A server asking for more is
+#: overloaded for longer than a run should block; the call gives up and the next run retries.
+DEFAULT_RETRY_AFTER_MAX: Final = 30.0
+#: Statuses whose ``Retry-After`` header is honoured (RFC 9110 section 10.2.3, RFC 6585).
+_RETRY_AFTER_STATUSES: Final = frozenset({429, 503})
 
 #: The permission a key needs to ingest data; what verifying a service token checks.
 INGEST_PERMISSION: Final = "update-metrics"
@@ -338,8 +364,29 @@ def _identifier(value: object) -> str | None:
 
 
 def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After", "")
-    return float(value) if value.isdigit() else None
+    if response.status_code not in _RETRY_AFTER_STATUSES:
+        return None
+    return parse_retry_after(response.headers.get("Retry-After", ""), datetime.now(UTC))
+
+
+def parse_retry_after(value: str, now: datetime) -> float | None:
+    """Seconds to wait that a ``Retry-After`` value asks for, or None when it is not valid.
+
+    Both forms of RFC 9110: delay-seconds (``120``) and an HTTP-date (``Wed, 21 Oct 2015
+    07:28:00 GMT``, judged against the aware ``now``; a date in the past means 0).
+    """
+    text = value.strip()
+    if not text:
+        return None
+    if text.isascii() and text.isdigit():
+        return float(text)  # an absurdly long number becomes inf: more than any cap
+    try:
+        moment = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)  # RFC 5322 "-0000": UTC without a claim
+    return max(0.0, (moment - now).total_seconds())
 
 
 def _causes(exc: BaseException) -> list[BaseException]:
@@ -402,12 +449,90 @@ def _may_have_reached_server(error: StackStateError) -> bool:
     return False
 
 
+def _may_still_be_in_flight(error: StackStateError) -> bool:
+    """Whether the server may still be processing the request: it was sent and no answer came
+    (a read timeout, a dropped connection). A server that answered (5xx, an unreadable body)
+    has finished with it, so a listing afterwards is authoritative."""
+    return isinstance(
+        error, StackStateTimeout | StackStateUnreachable
+    ) and _may_have_reached_server(error)
+
+
 def _is_transient(error: BaseException) -> bool:
     """Whether an idempotent call failing with ``error`` is worth another attempt."""
     return isinstance(error, StackStateUnreachable | StackStateTimeout | StackStateServerError)
 
 
+def _asked_delay(error: BaseException | None) -> float | None:
+    """The ``Retry-After`` seconds a failed attempt's answer asked for, if any."""
+    if isinstance(error, _CreateNotDone):
+        error = error.cause
+    if isinstance(error, StackStateServerError):
+        return error.delay
+    return None
+
+
+def _gave_up_waiting(
+    operation: str, failure: BaseException, asked: float, allowed: float
+) -> BaseException:
+    """The error of a call ended because the server asked to wait longer than it may."""
+    cause = failure.cause if isinstance(failure, _CreateNotDone) else failure
+    assert isinstance(cause, StackStateServerError)  # only such errors carry Retry-After
+    shown = "an unbounded time" if math.isinf(asked) else f"{asked:.0f}s"
+    error = StackStateServerError(
+        f"{cause.message}; the server asks to retry after {shown}, longer than this call may "
+        f"wait ({allowed:.0f}s): not retried now, the next run tries again",
+        status=cause.status,
+        tracking_key=cause.tracking_key,
+    )
+    error.delay = asked
+    error.__cause__ = cause.__cause__
+    log.warning(
+        "stackstate.retry_after_too_long",
+        operation=operation,
+        retry_after_s=asked,
+        allowed_s=round(allowed, 3),
+        status=cause.status,
+    )
+    if isinstance(failure, _CreateNotDone):
+        return _CreateNotDone(error)
+    return error
+
+
 # -- the client ------------------------------------------------------------------------------
+
+
+class _StopWhen(tenacity.stop.stop_base):
+    """A tenacity stop condition that asks a predicate (which needs no call state)."""
+
+    def __init__(self, predicate: Callable[[], bool]) -> None:
+        self._predicate = predicate
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> bool:
+        return self._predicate()
+
+
+@dataclass(frozen=True)
+class _CreateAnswer:
+    """What a create answered: the new value, and (ingestion keys) the key's metadata."""
+
+    value: Secret
+    key: ApiKey | None
+
+
+def _read_create_answer(operation: str, kind: KeyKind, response: httpx.Response) -> _CreateAnswer:
+    """Parse a create's success answer; StackStateProtocolError when it cannot be read."""
+    body = _json(operation, response)
+    if not isinstance(body, dict):
+        _contract(operation, "expected a JSON object")
+    field = "token" if kind == "service-token" else "apiKey"
+    raw = body.get(field)
+    if not isinstance(raw, str) or not raw:
+        _contract(operation, f"field '{field}' missing or not a string")
+    value = Secret(raw)  # registered for redaction before anything else can go wrong
+    if kind == "service-token":
+        return _CreateAnswer(value, None)
+    return _CreateAnswer(value, _parse_key(operation, kind, body, "the answer"))
 
 
 class _CreateNotDone(Exception):
@@ -436,6 +561,7 @@ class StackStateClient:
         backoff_base: float = DEFAULT_BACKOFF_BASE,
         backoff_max: float = DEFAULT_BACKOFF_MAX,
         retry_deadline: float = DEFAULT_RETRY_DEADLINE,
+        retry_after_max: float = DEFAULT_RETRY_AFTER_MAX,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         """Build the client; nothing is sent until the first call.
@@ -448,7 +574,9 @@ class StackStateClient:
         ``timeout`` bounds each phase of each attempt (connect, write, read, pool). Retried calls
         make at most ``max_attempts`` attempts, sleeping a random time in
         ``[0, min(backoff_max, backoff_base * 2**n)]`` before retry ``n`` (full jitter), and start
-        no new attempt once ``retry_deadline`` seconds have passed.
+        no new attempt once ``retry_deadline`` seconds have passed. A ``Retry-After`` of a 429 or
+        503 lengthens that sleep; one longer than ``retry_after_max`` or than what is left of
+        ``retry_deadline`` ends the call at once (see the module docstring).
         ``transport`` replaces the network (tests of httpx itself only). Raises
         :class:`ConfigError` for an unusable URL, credential or CA file.
         """
@@ -488,6 +616,7 @@ class StackStateClient:
         self._backoff_base = backoff_base
         self._backoff_max = backoff_max
         self._retry_deadline = retry_deadline
+        self._retry_after_max = retry_after_max
         verify: ssl.SSLContext | bool = _ssl_context(ca_file) if verify_tls else False
         if not verify_tls:
             log.warning("stackstate.tls_verification_disabled", url=self._origin)
@@ -638,9 +767,9 @@ class StackStateClient:
         operation = f"create {kind} key {name}"
         path = _COLLECTIONS[kind]
 
-        def attempt_once(attempt: int) -> httpx.Response:
+        def attempt_once(attempt: int) -> _CreateAnswer:
             try:
-                return self._send(
+                response = self._send(
                     operation,
                     "POST",
                     path,
@@ -656,16 +785,34 @@ class StackStateClient:
                 if _is_transient(error):
                     raise _CreateNotDone(error) from error
                 raise
+            try:
+                return _read_create_answer(operation, kind, response)
+            except StackStateProtocolError as error:
+                # A success status whose body cannot be read (truncated JSON, a proxy's HTML
+                # page, no value in it): the key may exist with a value nobody holds. Settle
+                # it like a lost answer, so no key is left behind (I3) and none is made twice.
+                log.warning(
+                    "stackstate.create_answer_unreadable",
+                    operation=operation,
+                    kind=kind,
+                    key_name=name,
+                    status=response.status_code,
+                    content_type=_identifier(
+                        response.headers.get("Content-Type", "").split(";")[0]
+                    ),
+                )
+                self._settle_unknown_create(operation, kind, name, error)
+                raise _CreateNotDone(error) from error
 
         try:
-            response = self._retry(
+            answer = self._retry(
                 operation, attempt_once, lambda exc: isinstance(exc, _CreateNotDone)
             )
         except _CreateNotDone as signal:
             raise signal.cause from signal.cause.__cause__
         if kind == "service-token":
-            return self._finish_service_token(operation, name, response)
-        return self._finish_ingestion_key(operation, name, response)
+            return self._finish_service_token(operation, name, answer.value)
+        return self._finish_ingestion_key(operation, name, answer)
 
     def verify(
         self, kind: KeyKind, value: Secret, *, with_receiver_key: bool = False
@@ -779,16 +926,45 @@ class StackStateClient:
                 status=error.status,
             ) from error
         if not found:
+            if _may_still_be_in_flight(error):
+                # No answer at all: the server may still be working on the create, so "not
+                # listed yet" proves nothing, and creating again could make a second key (I6).
+                raise AmbiguousCreateError(
+                    f"{error.message}; no key named {name} is listed yet, but the create may "
+                    "still be under way: not creating again (the next run rotates with a new "
+                    "name; a late key is swept once orphan_min_age old)",
+                    status=error.status,
+                ) from error
             log.info("stackstate.create_not_done", operation=operation, kind=kind, key_name=name)
             return
         ids = sorted(key.id for key in found)
+        if len(ids) > 1:
+            raise self._ambiguous_name(operation, kind, name, ids, status=error.status) from error
         self._delete_all(operation, kind, name, ids, cause=error)
         raise _same_kind(
             error,
             f"{error.message}; the key was created nonetheless but its value was lost, so the "
-            f"{_plural(len(ids), 'key')} named {name} (id {', '.join(map(str, ids))}) "
-            f"{'was' if len(ids) == 1 else 'were'} deleted",
+            f"key named {name} (id {ids[0]}) was deleted",
         ) from error
+
+    def _ambiguous_name(
+        self, operation: str, kind: KeyKind, name: str, ids: Sequence[int], *, status: int | None
+    ) -> AmbiguousCreateError:
+        """Several keys share the create's name: delete none of them (another rotator's key
+        may be among them, held by its targets), and say so."""
+        log.warning(
+            "stackstate.create_name_ambiguous",
+            operation=operation,
+            kind=kind,
+            key_name=name,
+            key_ids=list(ids),
+        )
+        return AmbiguousCreateError(
+            f"{operation}: {len(ids)} keys named {name} exist (id {', '.join(map(str, ids))}) "
+            "and nobody can tell which one this create made; none was deleted, since a target "
+            "may hold one of them: the sweep deletes those no target references",
+            status=status,
+        )
 
     def _delete_all(
         self,
@@ -817,16 +993,8 @@ class StackStateClient:
                 key_id=key_id,
             )
 
-    def _finish_service_token(
-        self, operation: str, name: str, response: httpx.Response
-    ) -> CreatedKey:
-        body = _json(operation, response)
-        if not isinstance(body, dict):
-            _contract(operation, "expected a JSON object")
-        token = body.get("token")
-        if not isinstance(token, str) or not token:
-            _contract(operation, "field 'token' missing or not a string")
-        value = Secret(token)  # registered for redaction before anything else can go wrong
+    def _finish_service_token(self, operation: str, name: str, value: Secret) -> CreatedKey:
+        """Find the id of a token just created (the create answer holds none) by its name."""
         try:
             found = self.find_by_name("service-token", name)
         except StackStateError as list_error:
@@ -845,29 +1013,17 @@ class StackStateClient:
                 fingerprint=value.fingerprint,
             )
             return CreatedKey(found[0], value)
-        ids = sorted(key.id for key in found)
-        self._delete_all(operation, "service-token", name, ids, cause=None)
-        if not ids:
+        if not found:
             raise AmbiguousCreateError(
                 f"{operation}: created, but no key named {name} is listed, so its id is unknown; "
                 "the value is discarded"
             )
-        raise AmbiguousCreateError(
-            f"{operation}: {len(ids)} keys named {name} exist after the create and nobody can "
-            f"tell which holds the new value, so all were deleted (id {', '.join(map(str, ids))})"
-        )
+        ids = sorted(key.id for key in found)
+        raise self._ambiguous_name(operation, "service-token", name, ids, status=None)
 
-    def _finish_ingestion_key(
-        self, operation: str, name: str, response: httpx.Response
-    ) -> CreatedKey:
-        body = _json(operation, response)
-        if not isinstance(body, dict):
-            _contract(operation, "expected a JSON object")
-        api_key = body.get("apiKey")
-        if not isinstance(api_key, str) or not api_key:
-            _contract(operation, "field 'apiKey' missing or not a string")
-        value = Secret(api_key)
-        key = _parse_key(operation, "ingestion-api-key", body, "the answer")
+    def _finish_ingestion_key(self, operation: str, name: str, answer: _CreateAnswer) -> CreatedKey:
+        key, value = answer.key, answer.value
+        assert key is not None  # _read_create_answer parses the key of an ingestion create
         if key.name != name:
             self._delete_all(operation, "ingestion-api-key", key.name, [key.id], cause=None)
             _contract(operation, "the created key carries another name; it was deleted")
@@ -879,19 +1035,28 @@ class StackStateClient:
             key_id=key.id,
             fingerprint=value.fingerprint,
         )
-        # An earlier attempt whose answer was lost may still have created a key with this name
-        # (processed after our listing said it was not there): its value is lost, delete it.
+        # Another key listed under this name (an earlier attempt whose answer was lost and
+        # that was processed after our listing, or another rotator's key) is not deleted here:
+        # this lookup cannot tell whether a target holds it. The sweep deletes it once no
+        # target references it.
         try:
             strays = [k.id for k in self.find_by_name("ingestion-api-key", name) if k.id != key.id]
-            self._delete_all(operation, "ingestion-api-key", name, strays, cause=None)
-        except StackStateError as cleanup_error:
-            # The new key is good; a stray is an orphan the next run's sweep deletes.
+        except StackStateError as lookup_error:
             log.warning(
-                "stackstate.create_cleanup_failed",
+                "stackstate.create_lookup_failed",
                 operation=operation,
                 key_name=name,
-                error=type(cleanup_error).__name__,
+                error=type(lookup_error).__name__,
             )
+        else:
+            if strays:
+                log.warning(
+                    "stackstate.create_name_shared",
+                    operation=operation,
+                    key_name=name,
+                    key_id=key.id,
+                    other_ids=sorted(strays),
+                )
         return CreatedKey(key, value)
 
     # -- plumbing --------------------------------------------------------------------------
@@ -924,7 +1089,30 @@ class StackStateClient:
         attempt_once: Callable[[int], _T],
         should_retry: Callable[[BaseException], bool],
     ) -> _T:
-        """Run ``attempt_once(attempt_number)`` with bounded backoff and full jitter."""
+        """Run ``attempt_once(attempt_number)`` with bounded backoff and full jitter.
+
+        A ``Retry-After`` the server sent with the failure is the least sleep before the next
+        attempt; one beyond what this call may wait ends it (:meth:`_too_long_to_wait`).
+        """
+        started = time.monotonic()
+        backoff = tenacity.wait_random_exponential(
+            multiplier=self._backoff_base, max=self._backoff_max
+        )
+        too_long: list[tuple[float, float]] = []  # (asked, allowed) once the server asked too much
+
+        def wait(state: tenacity.RetryCallState) -> float:
+            sleep = backoff(state)
+            asked = _asked_delay(state.outcome.exception() if state.outcome else None)
+            if asked is None:
+                return sleep
+            allowed = min(
+                self._retry_after_max,
+                max(0.0, self._retry_deadline - (time.monotonic() - started)),
+            )
+            if asked > allowed:
+                too_long.append((asked, allowed))
+                return 0.0
+            return max(sleep, asked)
 
         def before_sleep(state: tenacity.RetryCallState) -> None:
             error = state.outcome.exception() if state.outcome else None
@@ -935,23 +1123,29 @@ class StackStateClient:
                 operation=operation,
                 attempt=state.attempt_number,
                 sleep_s=round(state.upcoming_sleep, 3),
+                retry_after_s=_asked_delay(error),
                 error=type(error).__name__,
             )
 
         retrying = tenacity.Retrying(
-            stop=(
-                tenacity.stop_after_attempt(self._max_attempts)
-                | tenacity.stop_before_delay(self._retry_deadline)
+            stop=tenacity.stop_any(
+                tenacity.stop_after_attempt(self._max_attempts),
+                tenacity.stop_before_delay(self._retry_deadline),
+                _StopWhen(lambda: bool(too_long)),
             ),
-            wait=tenacity.wait_random_exponential(
-                multiplier=self._backoff_base, max=self._backoff_max
-            ),
+            wait=wait,
             retry=tenacity.retry_if_exception(should_retry),
             before_sleep=before_sleep,
             reraise=True,
         )
         attempts = itertools.count(1)
-        return retrying(lambda: attempt_once(next(attempts)))
+        try:
+            return retrying(lambda: attempt_once(next(attempts)))
+        except (StackStateServerError, _CreateNotDone) as failure:
+            if not too_long:
+                raise
+            asked, allowed = too_long[-1]
+            raise _gave_up_waiting(operation, failure, asked, allowed) from failure
 
     def _call(
         self,
@@ -1179,10 +1373,6 @@ def _same_kind(error: StackStateError, message: str) -> StackStateError:
     else:
         copy = type(error)(message, status=error.status)
     return copy
-
-
-def _plural(count: int, noun: str) -> str:
-    return noun if count == 1 else f"{count} {noun}s"
 
 
 def _elapsed_ms(started: float) -> int:

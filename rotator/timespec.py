@@ -8,7 +8,9 @@
   Monday = 0 and would otherwise shift every numeric weekday by one.
 
 Duration errors describe what is wrong without repeating the text, which might be a secret
-pasted into the wrong field.
+pasted into the wrong field. Durations are bounded by :data:`MAX_DURATION` (100 years), so that
+every date the rotator derives from one (now + validity, now - orphan_min_age, a timeout handed
+to a thread) stays within what a ``datetime`` and a thread wait can hold.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from apscheduler.triggers.cron import CronTrigger
 
 __all__ = [
     "DURATION_HINT",
+    "MAX_DURATION",
     "Percentage",
     "cron_trigger",
     "format_duration",
@@ -33,6 +36,11 @@ _UNIT_SECONDS: Final = {"d": 86_400, "h": 3_600, "m": 60, "s": 1}
 _UNIT_ORDER: Final = tuple(_UNIT_SECONDS)
 _DURATION_PART = re.compile(r"(\d+)([A-Za-z]*)")
 DURATION_HINT: Final = "e.g. 90d, 12h, 30m, 45s or 1d12h; a plain number means seconds"
+#: The longest duration accepted: 100 years. Dates derived from it stay far from datetime's
+#: year 9999 (and a thread wait of it from threading.TIMEOUT_MAX), whatever today is.
+MAX_DURATION: Final = timedelta(days=36_500)
+#: More digits than MAX_DURATION has in seconds (10 digits): such a number is too large.
+_MAX_DIGITS: Final = 12
 
 
 def parse_duration(text: str) -> timedelta:
@@ -47,8 +55,8 @@ def parse_duration(text: str) -> timedelta:
         raise ValueError(f"empty duration; expected a duration ({DURATION_HINT})")
     if value.startswith("-"):
         raise ValueError("durations cannot be negative")
-    if value.isdigit():
-        return _seconds(int(value))
+    if value.isascii() and value.isdigit():
+        return _seconds(_number(value))
     if re.search(r"\d[.,]\d", value):
         raise ValueError("durations take whole numbers: write 90m rather than 1.5h")
     total = 0
@@ -69,16 +77,23 @@ def parse_duration(text: str) -> timedelta:
                 "duration units must appear at most once each, in the order d, h, m, s"
             )
         last_unit = index
-        total += int(number) * _UNIT_SECONDS[unit]
+        total += _number(number) * _UNIT_SECONDS[unit]
         position = match.end()
     return _seconds(total)
 
 
+def _number(digits: str) -> int:
+    """The value of a run of digits; a run longer than any sane duration is refused unread
+    (int() of thousands of digits is slow, then refused by Python with a message of its own)."""
+    if len(digits) > _MAX_DIGITS:
+        raise ValueError(f"duration is too large: at most {format_duration(MAX_DURATION)}")
+    return int(digits)
+
+
 def _seconds(total: int) -> timedelta:
-    try:
-        return timedelta(seconds=total)
-    except OverflowError:
-        raise ValueError("duration is too large") from None
+    if total > MAX_DURATION.total_seconds():
+        raise ValueError(f"duration is too large: at most {format_duration(MAX_DURATION)}")
+    return timedelta(seconds=total)
 
 
 def format_duration(value: timedelta) -> str:

@@ -33,7 +33,7 @@ from rotator.presets import (
 from rotator.secrets import Secret
 from rotator.stackstate import StackStateClient
 from rotator.targets.base import Target
-from rotator.targets.file import FileTarget
+from rotator.targets.file import FileTarget, FileTargetGroup
 from rotator.targets.kubernetes import KubernetesSecretTarget
 from rotator.targets.vault import (
     AppRoleAuth,
@@ -123,8 +123,10 @@ def build_target(
     kube: KubeClients,
     vault: VaultSession | None,
     foreign_owner_labels: Sequence[str] = (),
+    files: FileTargetGroup | None = None,
 ) -> Target:
-    """The adapter for one configured target."""
+    """The adapter for one configured target (``files``: the file targets it must not share a
+    file with)."""
     if isinstance(spec, cfg.KubernetesSecretTarget):
         return KubernetesSecretTarget(
             kube,
@@ -141,7 +143,9 @@ def build_target(
         return VaultKvTarget(
             vault, mount=spec.mount, path=spec.path, key=spec.key, kv_version=spec.kv_version
         )
-    return FileTarget(spec.path, file_format=spec.format, field=spec.field, mode=spec.mode)
+    return FileTarget(
+        spec.path, file_format=spec.format, field=spec.field, mode=spec.mode, group=files
+    )
 
 
 def build_consumers(
@@ -201,7 +205,10 @@ def build_consumer(spec: cfg.Consumer, kube: KubeClients) -> Consumer:
             kube, namespace=spec.namespace, name=spec.name, key=spec.key, context=spec.context
         )
     return CommandConsumer(
-        command=spec.command, timeout=spec.timeout.total_seconds(), pass_key=spec.pass_key
+        command=spec.command,
+        timeout=spec.timeout.total_seconds(),
+        pass_key=spec.pass_key,
+        env=spec.env,
     )
 
 
@@ -246,13 +253,14 @@ def build_runtime(config: cfg.RotatorConfig) -> Runtime:
     vault = vault_session(config.vault) if config.vault is not None else None
     labels = config.kubernetes.foreign_owner_labels
     context = config.kubernetes.context
+    files = FileTargetGroup()
     specs = []
     for key in config.keys:
         source = adopt_source(key.preset)
         specs.append(
             key_spec(
                 key,
-                [build_target(t, kube, vault, labels) for t in effective_targets(key)],
+                [build_target(t, kube, vault, labels, files) for t in effective_targets(key)],
                 [
                     adapter
                     for c in effective_consumers(key)

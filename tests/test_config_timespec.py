@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rotator.config import format_duration, parse_duration
-from rotator.timespec import Percentage, cron_trigger, validate_cron
+from rotator.timespec import MAX_DURATION, Percentage, cron_trigger, validate_cron
 
 SECRETISH = "sk-9f8e7d6c5b4a"
 
@@ -92,11 +92,18 @@ class TestFormatDuration:
         with pytest.raises(ValueError, match="negative"):
             format_duration(timedelta(seconds=-1))
 
-    @given(st.integers(min_value=0, max_value=10**10))
+    @given(st.integers(min_value=0, max_value=int(MAX_DURATION.total_seconds())))
     def test_round_trips_through_parse(self, seconds: int) -> None:
-        """parse_duration(format_duration(d)) == d for every whole-second duration."""
+        """parse_duration(format_duration(d)) == d for every whole-second duration it accepts."""
         value = timedelta(seconds=seconds)
         assert parse_duration(format_duration(value)) == value
+
+    @given(st.integers(min_value=int(MAX_DURATION.total_seconds()) + 1, max_value=10**40))
+    def test_beyond_100_years_is_refused(self, seconds: int) -> None:
+        """Past MAX_DURATION (36500d) any spelling is refused: no date could hold it."""
+        for text in (str(seconds), f"{seconds}s", f"{seconds // 86_400 + 1}d"):
+            with pytest.raises(ValueError, match="too large: at most 36500d"):
+                parse_duration(text)
 
     @given(
         st.fixed_dictionaries(

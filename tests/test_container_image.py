@@ -12,14 +12,14 @@ No Docker engine runs on our machines, so the image is checked through its parts
   dropped for speed, and the read-only root filesystem is approximated by checking that running
   the commands writes nothing into the installation;
 - the installed ``rotator`` run with the image's environment: ``--version``, ``--help``, ``run
-  --help``, ``check-config`` of the Kubernetes ConfigMap, and the daemon itself against the
+  --help``, ``check-config`` of the Helm chart's ConfigMap, and the daemon itself against the
   StackState emulator;
-- every YAML document and systemd unit under ``deploy/``.
+- the plain YAML under ``deploy/`` (the alert rules). The Helm chart and the systemd units have
+  tests of their own under ``tests/deploy/``.
 """
 
 from __future__ import annotations
 
-import configparser
 import json
 import re
 import shlex
@@ -426,17 +426,16 @@ class TestInstalledImage:
         image.rotator("config", "schema")
         assert image.snapshot() == before
 
-    def test_validates_the_kubernetes_configmap(self, image: Image, tmp_path: Path) -> None:
-        """The ConfigMap's rotator.yaml passes ``check-config`` at the image's default path."""
-        (configmap,) = [d for d in load_deploy_documents() if d[1].get("kind") == "ConfigMap"]
-        token = tmp_path / "service-token"
-        token.write_text("a-token\n")
-        text = configmap[1]["data"]["rotator.yaml"].replace(
-            "/var/run/secrets/stackstate/service-token", str(token)
-        )
+    def test_validates_the_helm_chart_configmap(self, image: Image, tmp_path: Path) -> None:
+        """The chart's rendered rotator.yaml passes ``check-config`` with the chart's Secret env."""
+        from tests.deploy.chart import render
+
+        rendered = render()
         config = tmp_path / "rotator.yaml"
-        config.write_text(text)
-        env = image.env | {"ROTATOR_CONFIG": str(config), "POD_NAMESPACE": "suse-observability"}
+        config.write_text(rendered.one("ConfigMap")["data"]["rotator.yaml"])
+        (container,) = rendered.one("Deployment")["spec"]["template"]["spec"]["containers"]
+        secret_env = {entry["name"]: "a-token" for entry in container["env"]}
+        env = image.env | {"ROTATOR_CONFIG": str(config)} | secret_env
         result = run([image.venv / "bin" / "rotator", "check-config"], COMMAND_TIMEOUT, env=env)
         assert result.stdout.startswith("ok:")
 
@@ -502,9 +501,12 @@ class TestInstalledImage:
 
 
 def load_deploy_documents() -> list[tuple[Path, dict[str, Any]]]:
-    """Every non-empty YAML document under deploy/, with its file."""
+    """Every non-empty YAML document under deploy/, with its file (the Helm chart's templates,
+    Go templates, are not YAML until rendered: tests/deploy/test_helm_chart.py renders them)."""
     documents = []
     for path in sorted(DEPLOY.rglob("*.y*ml")):
+        if (DEPLOY / "helm") in path.parents:
+            continue
         for document in yaml.safe_load_all(path.read_text()):
             if document is not None:
                 documents.append((path, document))
@@ -527,77 +529,10 @@ class TestDeployYaml:
     def test_every_document_has_kind_and_api_version(self) -> None:
         """Each document parses and names its apiVersion and kind."""
         documents = load_deploy_documents()
-        assert len(documents) >= 10
+        assert documents
         for path, document in documents:
             assert document.get("apiVersion"), path
             assert document.get("kind"), path
-
-    def test_kustomization_lists_every_manifest_but_the_example_secret(self) -> None:
-        """``kubectl apply -k`` applies every file except secret.example.yaml."""
-        folder = DEPLOY / "kubernetes"
-        kustomization = yaml.safe_load((folder / "kustomization.yaml").read_text())
-        files = {p.name for p in folder.glob("*.yaml")} - {"kustomization.yaml"}
-        assert set(kustomization["resources"]) == files - {"secret.example.yaml"}
-
-    def test_role_grants_what_the_rotator_calls(self, manifests: dict[str, Any]) -> None:
-        """Secrets get/create/update, workloads get/list/patch, leases get/create/update."""
-        rules = {
-            (group, resource): set(rule["verbs"])
-            for rule in manifests["Role/stackstate-key-rotator"]["rules"]
-            for group in rule["apiGroups"]
-            for resource in rule["resources"]
-        }
-        assert rules == {
-            ("", "secrets"): {"get", "create", "update"},
-            ("apps", "deployments"): {"get", "list", "patch"},
-            ("apps", "daemonsets"): {"get", "list", "patch"},
-            ("apps", "statefulsets"): {"get", "list", "patch"},
-            ("coordination.k8s.io", "leases"): {"get", "create", "update"},
-        }
-        binding = manifests["RoleBinding/stackstate-key-rotator"]
-        assert binding["subjects"][0]["name"] == "stackstate-key-rotator"
-
-    def test_deployment_is_hardened_and_probed(self, manifests: dict[str, Any]) -> None:
-        """Two replicas, non-root 10001, read-only root, no capabilities, probes on 9108."""
-        deployment = manifests["Deployment/stackstate-key-rotator"]
-        assert deployment["spec"]["replicas"] == 2
-        pod = deployment["spec"]["template"]["spec"]
-        assert pod["securityContext"]["runAsNonRoot"] is True
-        assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
-        (container,) = pod["containers"]
-        security = container["securityContext"]
-        assert security["readOnlyRootFilesystem"] is True
-        assert security["allowPrivilegeEscalation"] is False
-        assert security["runAsUser"] == 10001
-        assert security["capabilities"] == {"drop": ["ALL"]}
-        args = container["args"]
-        assert args[args.index("run") :] == ["run", "--config", "/etc/rotator/rotator.yaml"]
-        assert container["ports"] == [{"name": "metrics", "containerPort": 9108, "protocol": "TCP"}]
-        assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
-        assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
-        assert container["resources"]["requests"]
-        assert container["resources"]["limits"]["memory"]
-        mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
-        volumes = {v["name"]: v for v in pod["volumes"]}
-        assert "emptyDir" in volumes[mounts["/tmp"]]
-        assert volumes[mounts["/etc/rotator"]]["configMap"]["name"] == "stackstate-key-rotator"
-        token_volume = volumes[mounts["/var/run/secrets/stackstate"]]
-        assert token_volume["secret"]["secretName"] == "stackstate-key-rotator-token"
-
-    def test_configmap_enables_leader_election_and_reads_the_token_file(
-        self, manifests: dict[str, Any]
-    ) -> None:
-        """The config names the mounted token file, leader election on, listens on 9108."""
-        config = yaml.safe_load(
-            manifests["ConfigMap/stackstate-key-rotator"]["data"]["rotator.yaml"]
-        )
-        assert (
-            config["stackstate"]["service_token_file"]
-            == "/var/run/secrets/stackstate/service-token"
-        )
-        assert "service_token" not in config["stackstate"]
-        assert config["leader_election"]["enabled"] is True
-        assert config["server"]["listen"].endswith(":9108")
 
     def test_alert_rules_cover_the_agreed_conditions(self, manifests: dict[str, Any]) -> None:
         """Runway, failed rotations and steps, staleness, leaderless and down are alerted."""
@@ -616,45 +551,3 @@ class TestDeployYaml:
             assert needle in exprs, needle
         assert {rule["labels"]["severity"] for rule in rules} == {"page", "warning"}
         assert all(rule["annotations"]["summary"] for rule in rules)
-
-    def test_alerts_select_the_service_job(self, manifests: dict[str, Any]) -> None:
-        """The ``job`` the rules select is the metrics Service's name (ServiceMonitor default)."""
-        assert "Service/stackstate-key-rotator" in manifests
-
-
-class TestSystemdUnits:
-    """The systemd units under deploy/systemd."""
-
-    @staticmethod
-    def unit(name: str) -> configparser.ConfigParser:
-        """One unit file parsed as INI (case kept, no interpolation)."""
-        parser = configparser.ConfigParser(interpolation=None, strict=True)
-        parser.optionxform = str  # type: ignore[assignment,method-assign]  # keep case
-        parser.read_string((DEPLOY / "systemd" / name).read_text())
-        return parser
-
-    def test_oneshot_rotates_with_hardening(self) -> None:
-        """The one-shot unit runs ``rotator rotate`` sandboxed, writing only the agent's config."""
-        service = self.unit("stackstate-key-rotator.service")["Service"]
-        assert service["Type"] == "oneshot"
-        assert " rotate" in service["ExecStart"]
-        assert service["NoNewPrivileges"] == "yes"
-        assert service["ProtectSystem"] == "strict"
-        assert service["PrivateTmp"] == "yes"
-        assert service["ReadWritePaths"] == "/etc/stackstate-agent"
-
-    def test_timer_starts_the_oneshot(self) -> None:
-        """The timer triggers the one-shot service and is installed under timers.target."""
-        timer = self.unit("stackstate-key-rotator.timer")
-        assert timer["Timer"]["Unit"] == "stackstate-key-rotator.service"
-        assert timer["Install"]["WantedBy"] == "timers.target"
-
-    def test_daemon_runs_the_service(self) -> None:
-        """The daemon unit runs ``rotator run``, restarts on failure and reloads with SIGHUP."""
-        unit = self.unit("stackstate-key-rotator-daemon.service")
-        service = unit["Service"]
-        assert service["ExecStart"].endswith(" run")
-        assert service["Restart"] == "on-failure"
-        assert "-HUP" in service["ExecReload"]
-        assert service["ProtectSystem"] == "strict"
-        assert unit["Install"]["WantedBy"] == "multi-user.target"

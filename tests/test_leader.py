@@ -629,3 +629,115 @@ class TestLeaderElectorLoop:
             for entry in kube.log
             if entry.body
         )
+
+
+def annotations_of(kube: KubernetesEmulator) -> dict[str, str]:
+    """The Lease's annotations as the emulator stores them."""
+    lease = kube.get("leases", NAMESPACE, LEASE)
+    assert lease is not None
+    return dict(lease["metadata"].get("annotations") or {})
+
+
+class TestAnnotations:
+    """The Lease's annotations: carried by every write, changed by read-modify-write only."""
+
+    def test_renewals_keep_annotations_others_wrote(
+        self, make_elector: Callable[..., tuple[LeaderElector, Callbacks]], kube: KubernetesEmulator
+    ) -> None:
+        """A request written into the Lease survives the holder's renewals (a PUT replaces all)."""
+        a, _ = make_elector("a", holder_annotations={"role": "daemon"})
+        assert a.try_acquire_or_renew()
+        a.lock.update_annotations(lambda current: {**current, "request": "r1"})
+        clock_of(a).advance(2)
+        assert a.try_acquire_or_renew()
+        assert annotations_of(kube) == {"role": "daemon", "request": "r1"}
+        observed = a.observed_record
+        assert observed is not None and observed.annotations["request"] == "r1"
+
+    def test_an_annotation_write_is_not_a_renewal(
+        self, make_elector: Callable[..., tuple[LeaderElector, Callbacks]]
+    ) -> None:
+        """Changing annotations leaves the election record as it was: a dead holder's Lease
+        still expires on the observer's clock."""
+        a, _ = make_elector("a")
+        b, _ = make_elector("b")
+        assert a.try_acquire_or_renew()
+        assert not b.try_acquire_or_renew()
+        clock_of(b).advance(10)
+        b.lock.update_annotations(lambda current: {**current, "request": "r1"})
+        clock_of(b).advance(6)
+        assert b.try_acquire_or_renew()
+        assert b.observed_record is not None
+        assert b.observed_record.annotations["request"] == "r1"
+
+    def test_release_removes_only_the_holders_own_annotations(
+        self, make_elector: Callable[..., tuple[LeaderElector, Callbacks]], kube: KubernetesEmulator
+    ) -> None:
+        """The role annotation goes with the holder; a pending request stays for the next one."""
+        a, _ = make_elector("a", holder_annotations={"role": "daemon"})
+        assert a.try_acquire_or_renew()
+        a.update_annotations(lambda current: {**current, "request": "r1"})
+        assert a.release()
+        assert annotations_of(kube) == {"request": "r1"}
+        assert stored(kube)["holderIdentity"] == ""
+
+    def test_update_retries_after_a_concurrent_write(
+        self, clients: KubeClients, kube: KubernetesEmulator
+    ) -> None:
+        """A 409 on the write starts the read-modify-write again; the change sees fresh data."""
+        lock = LeaseLock(clients, namespace=NAMESPACE, name=LEASE, identity="a")
+        moment = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
+        lock.create(LeaderRecord("a", 15, moment, moment, 0, annotations={"n": "0"}))
+        seen: list[str] = []
+
+        def bump(current: Any) -> dict[str, str]:
+            seen.append(current.get("n", ""))
+            if len(seen) == 1:  # someone else writes between our read and our write
+                lock.update_annotations(lambda c: {**c, "n": "1"})
+            return {**current, "n": str(int(current["n"]) + 10)}
+
+        stored_record = lock.update_annotations(bump)
+        assert seen == ["0", "1"]
+        assert stored_record is not None and stored_record.annotations["n"] == "11"
+        assert stored_record.holder == "a"
+
+    def test_update_writes_nothing_when_the_change_says_so(self, clients: KubeClients) -> None:
+        """A change answering None, a missing Lease or another holder: nothing is written."""
+        lock = LeaseLock(clients, namespace=NAMESPACE, name=LEASE, identity="a")
+        assert lock.update_annotations(lambda current: {"x": "1"}) is None  # no Lease
+        moment = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
+        lock.create(LeaderRecord("a", 15, moment, moment, 0))
+        assert lock.update_annotations(lambda current: None) is None
+        assert lock.update_annotations(lambda current: {"x": "1"}, holder="b") is None
+        assert lock.get() == LeaderRecord("a", 15, moment, moment, 0)
+        assert (lock.get() or LeaderRecord("", 0)).annotations == {}
+
+    def test_the_leading_loop_reports_each_renewal(
+        self, make_elector: Callable[..., tuple[LeaderElector, Callbacks]]
+    ) -> None:
+        """on_renewed gets the stored record, annotations included, after every renewal."""
+        records: list[LeaderRecord] = []
+        renewed = threading.Event()
+
+        def on_renewed(record: LeaderRecord) -> None:
+            records.append(record)
+            if len(records) >= 3:
+                renewed.set()
+
+        a, callbacks = make_elector(
+            "a",
+            lease_duration=6,
+            renew_deadline=5,
+            retry_period=0.05,
+            clock=time.monotonic,
+            wall_clock=lambda: datetime.now(UTC),
+            on_renewed=on_renewed,
+            holder_annotations={"role": "daemon"},
+        )
+        a.start()
+        callbacks.wait_for(["started"])
+        a.update_annotations(lambda current: {**current, "request": "r1"})
+        assert renewed.wait(EVENT_TIMEOUT)
+        a.stop(release=True)
+        assert all(r.holder == "a" for r in records)
+        assert records[-1].annotations == {"role": "daemon", "request": "r1"}

@@ -36,6 +36,11 @@ def token_key(name: str = "agent", **extra: Any) -> dict[str, Any]:
     return {"name": name, "kind": "service-token", "roles": ["r"], **extra}
 
 
+def without_events(model: PermissionModel) -> list[KubernetesPermission]:
+    """The Kubernetes entries other than the optional Events every namespace gets."""
+    return [p for p in model.kubernetes if p.resource != "events"]
+
+
 def verbs(model: PermissionModel, resource: str, name: str | None) -> set[tuple[str, bool]]:
     """(verb, required) of the Kubernetes entries on one object (None: any name)."""
     return {
@@ -55,11 +60,11 @@ class TestKubernetesSecretTarget:
             config_with(load_yaml_config, token_key(targets=[secret_target()]))
         )
         assert verbs(model, "secrets", "agent-key") == {("get", True), ("update", True)}
-        (create,) = [p for p in model.kubernetes if p.verb == "create"]
+        (create,) = [p for p in without_events(model) if p.verb == "create"]
         assert (create.name, create.required, create.objects) == (None, False, ("agent-key",))
         assert {p.namespace for p in model.kubernetes} == {"monitoring"}
         assert all(p.keys == ("agent",) for p in model.kubernetes)
-        assert not any(p.verb == "patch" for p in model.kubernetes)
+        assert not any(p.verb == "patch" for p in without_events(model))
 
     def test_a_target_context_wins_over_the_default_context(
         self, load_yaml_config: ConfigLoader
@@ -73,7 +78,7 @@ class TestKubernetesSecretTarget:
                 kubernetes={"context": "main"},
             )
         )
-        contexts = {p.name or p.objects[0]: p.context for p in model.kubernetes}
+        contexts = {p.name or p.objects[0]: p.context for p in without_events(model)}
         assert contexts == {"a": "main", "b": "other"}
 
     def test_two_keys_sharing_a_namespace_share_the_create_entry(
@@ -87,7 +92,7 @@ class TestKubernetesSecretTarget:
                 token_key("b", targets=[secret_target("b")]),
             )
         )
-        (create,) = [p for p in model.kubernetes if p.verb == "create"]
+        (create,) = [p for p in without_events(model) if p.verb == "create"]
         assert create.objects == ("a", "b")
         assert create.keys == ("a", "b")
         assert model.for_key("a").kubernetes.count(create) == 1
@@ -201,6 +206,47 @@ class TestPresets:
         assert [p.permission for p in model.stackstate] == ["manage-service-tokens"]
 
 
+class TestEvents:
+    """Events (the coming feature): optional create/patch where the rotator works."""
+
+    def test_both_event_apis_in_every_namespace_of_a_key(
+        self, load_yaml_config: ConfigLoader
+    ) -> None:
+        """core and events.k8s.io, create and patch, any name, optional, with the key's names."""
+        consumer = {"type": "synced-secret", "namespace": "apps", "name": "s", "key": "k"}
+        model = derive_permissions(
+            config_with(
+                load_yaml_config, token_key(targets=[secret_target()], consumers=[consumer])
+            )
+        )
+        events = [p for p in model.kubernetes if p.resource == "events"]
+        assert {(p.namespace, p.group, p.verb) for p in events} == {
+            (namespace, group, verb)
+            for namespace in ("monitoring", "apps")
+            for group in ("", "events.k8s.io")
+            for verb in ("create", "patch")
+        }
+        assert all(p.name is None and not p.required and p.keys == ("agent",) for p in events)
+
+    def test_none_for_the_lease_namespace_alone(self, load_yaml_config: ConfigLoader) -> None:
+        """The Lease's namespace gets no Events on its own account."""
+        model = derive_permissions(
+            config_with(
+                load_yaml_config,
+                token_key(targets=[secret_target()]),
+                leader_election={"enabled": True, "namespace": "rotator"},
+            )
+        )
+        assert {p.namespace for p in model.kubernetes if p.resource == "events"} == {"monitoring"}
+
+    def test_none_without_kubernetes(self, load_yaml_config: ConfigLoader) -> None:
+        """A configuration without Kubernetes objects asks for no Events."""
+        model = derive_permissions(
+            config_with(load_yaml_config, token_key(preset={"type": "linux-agent"}))
+        )
+        assert model.kubernetes == ()
+
+
 class TestLeaderElection:
     """The Lease is needed by every key when leader election is on."""
 
@@ -230,6 +276,51 @@ class TestLeaderElection:
         model = derive_permissions(
             config_with(load_yaml_config, token_key(targets=[secret_target()]))
         )
+        assert not [p for p in model.kubernetes if p.resource == "leases"]
+
+
+class TestRunLock:
+    """The shared lock of rotate runs (``lock.type``) needs its Lease or its Vault entry."""
+
+    def test_a_lease_lock_needs_the_lease_without_leader_election(
+        self, load_yaml_config: ConfigLoader
+    ) -> None:
+        """lock.type lease: the leader-election Lease entries, although election is off."""
+        model = derive_permissions(
+            config_with(
+                load_yaml_config,
+                token_key(targets=[secret_target()]),
+                leader_election={"enabled": False, "namespace": "rotator", "lease_name": "lock"},
+                lock={"type": "lease"},
+            )
+        )
+        leases = {(p.verb, p.name) for p in model.kubernetes if p.resource == "leases"}
+        assert leases == {("get", "lock"), ("update", "lock"), ("create", None)}
+
+    def test_a_vault_lock_needs_its_kv_v2_entry(self, load_yaml_config: ConfigLoader) -> None:
+        """lock.type vault: read/create/update on <mount>/data/<path>, shared by every key."""
+        model = derive_permissions(
+            config_with(
+                load_yaml_config,
+                token_key(targets=[secret_target()]),
+                vault={
+                    "url": "https://vault.example.com",
+                    "auth": {"method": "token", "token": "t"},
+                },
+                lock={"type": "vault", "mount": "kv", "path": "rotator/lock"},
+            )
+        )
+        entry = [p for p in model.vault if p.path == "kv/data/rotator/lock"]
+        assert {p.capability for p in entry} == {"read", "create", "update"}
+        assert all(p.required and p.keys == () for p in entry)
+        assert any(p.path == "auth/token/renew-self" for p in model.vault)
+
+    def test_the_file_lock_needs_nothing(self, load_yaml_config: ConfigLoader) -> None:
+        """The default without leader election: a local file, no remote permission."""
+        model = derive_permissions(
+            config_with(load_yaml_config, token_key(targets=[secret_target()]))
+        )
+        assert model.vault == ()
         assert not [p for p in model.kubernetes if p.resource == "leases"]
 
 

@@ -3,7 +3,15 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rotator.secrets import MASK, Secret, fingerprint, redact, register_secret
+from rotator.secrets import (
+    FRAGMENT_LENGTH,
+    MASK,
+    Secret,
+    fingerprint,
+    mask_fragments,
+    redact,
+    register_secret,
+)
 
 
 class TestSecret:
@@ -57,3 +65,41 @@ class TestRedact:
         """Values too short to redact safely are ignored rather than masking common text."""
         register_secret("abc")
         assert redact("abc") == "abc"
+
+
+class TestMaskFragments:
+    """Masking of any run of FRAGMENT_LENGTH+ characters of a secret in a child's output."""
+
+    KEY = "svctok-Zq8vR2mXw4LpT9sKc1YhN6bF"
+
+    def test_prefix_of_a_registered_value_is_masked(self) -> None:
+        """A 20-character prefix of a registered key becomes one mask."""
+        register_secret(self.KEY)
+        assert mask_fragments(f"using {self.KEY[:20]}...") == f"using {MASK}..."
+
+    def test_seven_characters_are_left_alone(self) -> None:
+        """A run shorter than FRAGMENT_LENGTH is ordinary text (svctok- is every token's prefix)."""
+        register_secret(self.KEY)
+        assert mask_fragments("prefix svctok- and Zq8vR2m") == "prefix svctok- and Zq8vR2m"
+
+    def test_extra_values_are_masked_without_registration(self) -> None:
+        """Values given as ``extra`` are masked in whole and in part."""
+        value = "unregistered-value-0123456789"
+        assert mask_fragments(f"a {value} b {value[3:15]} c", [value]) == f"a {MASK} b {MASK} c"
+
+    @given(
+        st.integers(min_value=0, max_value=len(KEY) - FRAGMENT_LENGTH),
+        st.integers(min_value=FRAGMENT_LENGTH, max_value=len(KEY)),
+        st.text(alphabet=" .:=\n", max_size=20),
+        st.text(alphabet=" .:=\n", max_size=20),
+    )
+    def test_every_long_enough_substring_is_masked(
+        self, start: int, length: int, before: str, after: str
+    ) -> None:
+        """Whatever part of the key of 8+ characters is printed, none of it survives."""
+        register_secret(self.KEY)
+        fragment = self.KEY[start : start + length]
+        if len(fragment) < FRAGMENT_LENGTH:
+            return
+        masked = mask_fragments(before + fragment + after)
+        assert masked == before + MASK + after

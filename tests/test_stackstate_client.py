@@ -43,6 +43,7 @@ from rotator.stackstate import (
     ServerInfo,
     StackStateClient,
     from_epoch_ms,
+    parse_retry_after,
     to_epoch_ms,
 )
 from tests.plugins.stackstate import MutableClock
@@ -64,6 +65,8 @@ def make_client(
     ca_file: Path | None = None,
     timeout: float = 5.0,
     max_attempts: int = 4,
+    retry_deadline: float = 60.0,
+    retry_after_max: float = 30.0,
 ) -> StackStateClient:
     """A client of ``emulator`` with near-zero backoff (tests must not sleep)."""
     if service_token is None and api_token is None and service_bearer_file is None:
@@ -79,6 +82,8 @@ def make_client(
         max_attempts=max_attempts,
         backoff_base=0.001,
         backoff_max=0.005,
+        retry_deadline=retry_deadline,
+        retry_after_max=retry_after_max,
     )
 
 
@@ -263,14 +268,21 @@ class TestCreateKey:
         assert requests_to(stackstate, "POST", COLLECTION[kind]) == 1
         assert stackstate.keys(kind) == []
 
-    def test_duplicate_service_token_names_are_all_deleted(
+    def test_duplicate_service_token_names_delete_nothing(
         self, stackstate: StackStateEmulator, client: StackStateClient
     ) -> None:
-        """When the name is not unique after a create, nobody knows which key is ours: all go."""
-        stackstate.seed_key("service-token", "agent-1", expiration=None, roles=[INGEST_ROLE])
-        with pytest.raises(AmbiguousCreateError, match="2 keys named agent-1"):
+        """When the name is not unique after a create, nobody knows which key is ours, and a
+        target may hold the other: none is deleted, the create is ambiguous (retry)."""
+        other, _ = stackstate.seed_key(
+            "service-token", "agent-1", expiration=None, roles=[INGEST_ROLE]
+        )
+        with pytest.raises(AmbiguousCreateError, match="2 keys named agent-1") as caught:
             create(client, "service-token", "agent-1")
-        assert stackstate.keys("service-token") == []
+        assert caught.value.retryable
+        assert "none was deleted" in str(caught.value)
+        assert names(stackstate, "service-token") == ["agent-1", "agent-1"]
+        assert other in [k["id"] for k in stackstate.keys("service-token")]
+        assert [r for r in stackstate.log if r.method == "DELETE"] == []
 
     def test_service_token_whose_id_cannot_be_listed_is_ambiguous(
         self, stackstate: StackStateEmulator, client: StackStateClient
@@ -291,14 +303,18 @@ class TestCreateKey:
         assert requests_to(stackstate, "POST", TOKENS) == 1
         assert names(stackstate, "service-token") == ["agent-1"]
 
-    def test_stray_ingestion_key_with_the_same_name_is_deleted(
+    def test_another_ingestion_key_with_the_same_name_is_left_alone(
         self, stackstate: StackStateEmulator, client: StackStateClient
     ) -> None:
-        """An ingestion key left under the same name by an earlier lost attempt is cleaned up."""
+        """The create answers its id; another key under the name may be held by a target, so
+        it is left for the sweep (which checks the targets) instead of deleted here."""
         stray_id, _ = stackstate.seed_key("ingestion-api-key", "otel-1", expiration=None)
         created = client.create_key("ingestion-api-key", "otel-1", expiration=None)
-        assert [k["id"] for k in stackstate.keys("ingestion-api-key")] == [created.key.id]
         assert created.key.id != stray_id
+        assert sorted(k["id"] for k in stackstate.keys("ingestion-api-key")) == sorted(
+            [created.key.id, stray_id]
+        )
+        assert [r for r in stackstate.log if r.method == "DELETE"] == []
 
 
 class TestDeleteKey:
@@ -584,6 +600,22 @@ class TestCreateNeverRetriedBlindly:
         assert requests_to(stackstate, "POST", COLLECTION[kind]) == 1
         assert len(stackstate.issued_values()) == 1
 
+    @pytest.mark.parametrize("kind", KEY_KINDS)
+    def test_lost_answer_with_a_shared_name_deletes_nothing(
+        self, stackstate: StackStateEmulator, client: StackStateClient, kind: KeyKind
+    ) -> None:
+        """A lost answer, then two keys under the name: which one is ours is unknown, so none
+        is deleted (a target may hold the other), the create is ambiguous and not repeated."""
+        roles = [INGEST_ROLE] if kind == "service-token" else []
+        stackstate.seed_key(kind, "k-1", expiration=None, roles=roles)
+        stackstate.drop_after_processing("POST", COLLECTION[kind])
+        with pytest.raises(AmbiguousCreateError, match="2 keys named k-1") as caught:
+            create(client, kind, "k-1")
+        assert caught.value.retryable
+        assert names(stackstate, kind) == ["k-1", "k-1"]
+        assert requests_to(stackstate, "POST", COLLECTION[kind]) == 1
+        assert [r for r in stackstate.log if r.method == "DELETE"] == []
+
     def test_failed_listing_raises_ambiguous_create(
         self, stackstate: StackStateEmulator, client: StackStateClient
     ) -> None:
@@ -616,6 +648,170 @@ class TestCreateNeverRetriedBlindly:
             create(client, "service-token", "agent-1")
         assert [r.method for r in stackstate.log] == ["POST", "GET", "POST", "GET"]
         assert stackstate.keys("service-token") == []
+
+
+class TestUnreadableCreateAnswer:
+    """Invariant I3: a create answered with a body nobody can read leaves no key behind."""
+
+    @pytest.mark.stackstate_off_contract("the create answer is garbled on purpose")
+    @pytest.mark.parametrize("kind", KEY_KINDS)
+    def test_truncated_json_deletes_the_created_key(
+        self, stackstate: StackStateEmulator, client: StackStateClient, kind: KeyKind
+    ) -> None:
+        """A 200 whose JSON is cut short: the key it created is listed by name and deleted."""
+        stackstate.garble_next("POST", COLLECTION[kind])
+        with pytest.raises(StackStateProtocolError, match="value was lost") as caught:
+            create(client, kind, "k-1")
+        assert "not JSON" in str(caught.value)
+        assert stackstate.keys(kind) == []
+        assert requests_to(stackstate, "POST", COLLECTION[kind]) == 1
+        assert len(stackstate.issued_values()) == 1
+
+    @pytest.mark.stackstate_off_contract("a proxy's HTML page answers the create")
+    @pytest.mark.parametrize("kind", KEY_KINDS)
+    def test_proxy_html_page_deletes_the_created_key(
+        self, stackstate: StackStateEmulator, client: StackStateClient, kind: KeyKind
+    ) -> None:
+        """A proxy's HTML page with status 200 after the create went through: no key is left."""
+        page = b"<html><body><h1>502 Bad Gateway</h1></body></html>"
+        stackstate.garble_next("POST", COLLECTION[kind], raw=page, content_type="text/html")
+        with pytest.raises(StackStateProtocolError, match="deleted"):
+            create(client, kind, "k-1")
+        assert stackstate.keys(kind) == []
+        methods = [r.method for r in stackstate.log]
+        assert methods[:2] == ["POST", "GET"] and "DELETE" in methods
+
+    @pytest.mark.stackstate_off_contract("the create answer lacks its value on purpose")
+    def test_answer_without_the_value_deletes_the_key(
+        self, stackstate: StackStateEmulator, client: StackStateClient
+    ) -> None:
+        """Valid JSON without the token: its value is lost too, so the key is deleted."""
+        stackstate.garble_next("POST", TOKENS, raw=b'{"name": "k-1"}')
+        with pytest.raises(StackStateProtocolError, match="field 'token'"):
+            create(client, "service-token", "k-1")
+        assert stackstate.keys("service-token") == []
+
+    @pytest.mark.stackstate_off_contract("an unprocessed 200 with an HTML body")
+    @pytest.mark.parametrize("kind", KEY_KINDS)
+    def test_unreadable_answer_that_created_nothing_is_tried_again(
+        self, stackstate: StackStateEmulator, client: StackStateClient, kind: KeyKind
+    ) -> None:
+        """An unreadable 200 that created nothing: the listing finds no key, the create runs
+        again with the same name and succeeds once."""
+        stackstate.fail_next("POST", COLLECTION[kind], 200, body="<html>maintenance</html>")
+        value = create(client, kind, "k-1")
+        assert names(stackstate, kind) == ["k-1"]
+        (key,) = stackstate.keys(kind)
+        assert stackstate.value_of(kind, key["id"]) == value.reveal()
+        assert [r.method for r in stackstate.log][:3] == ["POST", "GET", "POST"]
+
+    @pytest.mark.stackstate_off_contract("the create answer is garbled on purpose")
+    def test_unreadable_answer_and_failed_listing_is_ambiguous(
+        self, stackstate: StackStateEmulator, client: StackStateClient
+    ) -> None:
+        """When the listing fails too, AmbiguousCreateError (temporary); never a second create."""
+        stackstate.garble_next("POST", TOKENS)
+        stackstate.fail_next("GET", TOKENS, 503, count=None)
+        with pytest.raises(AmbiguousCreateError, match="sweep"):
+            create(client, "service-token", "agent-1")
+        assert requests_to(stackstate, "POST", TOKENS) == 1
+
+
+class TestRetryAfter:
+    """A 429 or 503's Retry-After is honoured, within what the call may wait."""
+
+    def test_429_retry_after_2_spaces_the_retry_by_2_seconds(
+        self, stackstate: StackStateEmulator, client: StackStateClient
+    ) -> None:
+        """Retry-After: 2 makes the next attempt reach the server at least 2 s later."""
+        stackstate.throttle_next("GET", TOKENS, retry_after="2")
+        assert client.list_keys("service-token") == []
+        (first_at, first), (second_at, second) = stackstate.timed_log()
+        assert (first.status, second.status) == (429, 200)
+        assert second_at - first_at >= 2.0
+
+    def test_503_with_an_http_date_is_honoured(
+        self, stackstate: StackStateEmulator, client: StackStateClient
+    ) -> None:
+        """Retry-After as an HTTP-date 2 s ahead delays the retry by more than 1 s (whole
+        seconds: the date may fall up to 1 s short)."""
+        when = datetime.now(UTC) + timedelta(seconds=2)
+        http_date = when.strftime("%a, %d %b %Y %H:%M:%S GMT")
+        stackstate.throttle_next("GET", TOKENS, retry_after=http_date, status=503)
+        assert client.list_keys("service-token") == []
+        (first_at, _), (second_at, second) = stackstate.timed_log()
+        assert second.status == 200
+        assert second_at - first_at >= 1.0
+
+    @pytest.mark.parametrize(
+        ("retry_after", "deadline", "allowed"), [("120", 60.0, "30s"), ("5", 3.0, "3s")]
+    )
+    def test_retry_after_beyond_the_cap_gives_up_naming_the_delay(
+        self, stackstate: StackStateEmulator, retry_after: str, deadline: float, allowed: str
+    ) -> None:
+        """A wait beyond retry_after_max (30 s) or the call's deadline is not waited for: one
+        attempt, then a retry-category error naming the delay and the limit."""
+        stackstate.throttle_next("GET", TOKENS, retry_after=retry_after)
+        with (
+            make_client(stackstate, retry_deadline=deadline) as client,
+            pytest.raises(StackStateServerError) as caught,
+        ):
+            client.list_keys("service-token")
+        error = caught.value
+        assert f"retry after {retry_after}s" in str(error)
+        assert f"({allowed})" in str(error)
+        assert error.category == "retry"
+        assert error.delay == float(retry_after)
+        assert requests_to(stackstate, "GET", TOKENS) == 1
+
+    def test_create_throttled_beyond_the_cap_creates_nothing(
+        self, stackstate: StackStateEmulator, client: StackStateClient
+    ) -> None:
+        """A create answered 429 with a long Retry-After gives up at once, naming the delay."""
+        stackstate.throttle_next("POST", TOKENS, retry_after="3600")
+        with pytest.raises(StackStateServerError, match="retry after 3600s") as caught:
+            create(client, "service-token", "agent-1")
+        assert caught.value.retryable
+        assert stackstate.keys("service-token") == []
+        assert requests_to(stackstate, "POST", TOKENS) == 1
+
+    def test_retry_after_on_other_statuses_is_ignored(
+        self, stackstate: StackStateEmulator, client: StackStateClient
+    ) -> None:
+        """A 500 carries no Retry-After semantics: its header does not delay the retry."""
+        stackstate.fail_next("GET", TOKENS, 500)
+        assert client.list_keys("service-token") == []
+        (first_at, _), (second_at, _) = stackstate.timed_log()
+        assert second_at - first_at < 1.0
+
+
+class TestParseRetryAfter:
+    """parse_retry_after: both forms of RFC 9110, judged against a pinned now."""
+
+    NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+
+    @pytest.mark.parametrize(
+        ("value", "seconds"),
+        [
+            ("2", 2.0),
+            (" 120 ", 120.0),
+            ("0", 0.0),
+            ("Fri, 02 Jan 2026 03:04:35 GMT", 30.0),
+            ("Fri, 02 Jan 2026 03:00:00 GMT", 0.0),  # in the past: no wait
+            ("", None),
+            ("-5", None),
+            ("1.5", None),
+            ("soon", None),
+            ("\u0662", None),  # a non-ASCII digit is not delay-seconds
+        ],
+    )
+    def test_values(self, value: str, seconds: float | None) -> None:
+        """Seconds and HTTP-dates become a wait in seconds; anything else is ignored."""
+        assert parse_retry_after(value, self.NOW) == seconds
+
+    def test_an_endless_number_is_longer_than_any_cap(self) -> None:
+        """Thousands of digits never raise; they ask for more than any call waits."""
+        assert parse_retry_after("9" * 5000, self.NOW) == float("inf")
 
 
 class TestTls:

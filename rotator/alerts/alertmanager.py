@@ -9,7 +9,8 @@ A failure event becomes one alert::
                  "source": "stackstate-key-rotator"},
       "annotations": {"summary": "...", "description": "<error, or the summary>",
                       "kind": ..., "key_id": ..., "key_name": ..., "expires_at": ...,
-                      "step": ..., "run_id": ..., "dedup_key": ...},   # only those known
+                      "step": ..., "category": ..., "error_type": ...,
+                      "run_id": ..., "dedup_key": ...},   # only those known
       "startsAt": "<alert timestamp>",
       "endsAt": "<alert timestamp + hold>"}]
 
@@ -40,7 +41,17 @@ ALERTNAME_PREFIX: Final = "StackStateKeyRotator"
 #: How long a firing alert lasts without a re-send when no ``hold`` is given.
 DEFAULT_HOLD: Final = timedelta(hours=8)
 
-_ANNOTATED: Final = ("kind", "key_id", "key_name", "expires_at", "step", "run_id", "dedup_key")
+_ANNOTATED: Final = (
+    "kind",
+    "key_id",
+    "key_name",
+    "expires_at",
+    "step",
+    "category",
+    "error_type",
+    "run_id",
+    "dedup_key",
+)
 
 
 def alertname(event: AlertEvent) -> str:

@@ -11,8 +11,12 @@
   leaves a background process holding its stderr open counts as timed out (detach it with
   ``>/dev/null 2>&1 &``).
 
-The environment is the rotator's own: an alert carries no key value, so there is nothing to
-drop (the ``command`` consumer, which may pass a key, is stricter).
+- **Environment.** Minimal (:mod:`rotator.childenv`): ``PATH``, ``HOME``, ``LANG`` and
+  ``LC_ALL`` from the rotator's environment when set, plus the hook's ``env:`` from the
+  configuration. Never the rotator's own credentials (``STS_SERVICE_TOKEN``, ``VAULT_TOKEN``,
+  other hooks' secrets): a notification script gets only what its entry gives it.
+- **Masking.** The quoted stderr line has every run of 8 or more characters of a registered
+  secret masked (:func:`rotator.secrets.mask_fragments`).
 """
 
 from __future__ import annotations
@@ -22,12 +26,13 @@ import json
 import os
 import signal
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Final
 
 from rotator.alerts.base import AlertDeliveryError
 from rotator.alerts.event import Alert
-from rotator.secrets import redact
+from rotator.childenv import child_environment
+from rotator.secrets import mask_fragments
 
 #: Seconds between SIGTERM and SIGKILL to the process group of a program that timed out.
 TERM_GRACE: Final = 2.0
@@ -38,8 +43,18 @@ _MAX_LINE: Final = 200
 class CommandHook:
     """A local program that receives each alert on standard input."""
 
-    def __init__(self, name: str, command: Sequence[str], *, timeout: float) -> None:
-        """Raises :class:`ValueError` for an empty argv or a non-positive timeout."""
+    def __init__(
+        self,
+        name: str,
+        command: Sequence[str],
+        *,
+        timeout: float,
+        env: Mapping[str, str] | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        """``env`` (the configuration's ``env:``) goes over ``PATH``, ``HOME``, ``LANG`` and
+        ``LC_ALL`` of ``environ`` (default: the process environment now); nothing else is
+        inherited. Raises :class:`ValueError` for an empty argv or a non-positive timeout."""
         if not command or not command[0]:
             raise ValueError("command must name a program")
         if timeout <= 0:
@@ -47,6 +62,7 @@ class CommandHook:
         self._name = name
         self._command = list(command)
         self._timeout = timeout
+        self._environ = child_environment(env, environ)
 
     @property
     def name(self) -> str:
@@ -63,6 +79,7 @@ class CommandHook:
                 stdin=subprocess.PIPE,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
+                env=self._environ,
                 start_new_session=True,
             )
         except OSError as exc:
@@ -107,9 +124,10 @@ def _kill_group(process: subprocess.Popen[bytes]) -> None:
 
 def _last_line(stderr: bytes) -> str:
     """The last non-empty stderr line, redacted, printable, shortened."""
-    lines = [line.strip() for line in stderr.decode("utf-8", "replace").splitlines()]
+    text = mask_fragments(stderr.decode("utf-8", "replace"))
+    lines = [line.strip() for line in text.splitlines()]
     lines = [line for line in lines if line]
     if not lines:
         return ""
-    line = "".join(c if c.isprintable() else "?" for c in redact(lines[-1]))
+    line = "".join(c if c.isprintable() else "?" for c in lines[-1])
     return line if len(line) <= _MAX_LINE else line[: _MAX_LINE - 3] + "..."

@@ -6,9 +6,13 @@
 2. **Deduplicates** per (hook, dedup key, event): an alert the hook was already sent is sent
    again only once the hook's ``repeat_interval`` has passed (an ongoing problem reminds, it
    does not flood). ``rotation_succeeded`` is never deduplicated: each one is a new fact.
-   A ``recovered`` alert is sent to a hook only while a failure of the class it resolves was
-   sent to that hook and not yet resolved; once it is delivered, the hook's state for that
-   dedup key is cleared, so the next failure is sent at once. Healthy runs (which raise
+   **Deduplication is per incident.** A ``recovered`` alert ends the incident of its dedup key
+   for *every* hook, whether or not the hook subscribes to ``recovered``: each hook's state
+   for that dedup key is cleared, so a new failure after a recovery is a new incident and is
+   sent at once, not after ``repeat_interval``. A ``recovered`` alert is *delivered* only to
+   hooks that list it and were sent a failure of the class it resolves that is not yet
+   resolved. When that delivery fails, the failure state is cleared all the same and the
+   resolution stays pending: the next ``recovered`` tries it again. Healthy runs (which raise
    ``recovered`` for every key) thus send nothing.
 3. **Delivers** to the due hooks concurrently, each in its own thread with its own deadline, so
    a slow or dead hook never delays the others by more than its own deadline. Each delivery is
@@ -24,10 +28,12 @@
 A failed delivery is not remembered as sent: the next ``notify`` of the same problem tries it
 again, whatever the ``repeat_interval``.
 
-The state is in memory only: after a restart an ongoing problem is sent once more, and a
-``recovered`` for a problem sent before the restart is not sent (PagerDuty and Alertmanager
-incidents opened before it are then resolved by hand, or by Alertmanager once the alert's hold
-ends). One-shot ``rotate`` runs start with an empty state each time.
+With ``state_path`` (the daemon and ``rotate`` put it beside ``history.path``) the state is kept
+in a file, so cron runs and a restarted daemon deduplicate and resolve what an earlier process
+sent. Without it the state is in memory only: after a restart an ongoing problem is sent once
+more, and a ``recovered`` for a problem sent before the restart is not sent (PagerDuty and
+Alertmanager incidents opened before it are then resolved by hand, or by Alertmanager once the
+alert's hold ends).
 """
 
 from __future__ import annotations
@@ -114,7 +120,7 @@ def build_hook(config: HookConfig, index: int) -> AlertHook:
     if isinstance(config, AlertmanagerAlert):
         # Twice the repeat interval: a firing alert outlives the gap until its next re-send.
         return AlertmanagerHook(name, config.url, timeout=timeout, hold=config.repeat_interval * 2)
-    return CommandHook(name, config.command, timeout=timeout)
+    return CommandHook(name, config.command, timeout=timeout, env=config.env)
 
 
 def build_hooks(configs: Sequence[HookConfig]) -> list[tuple[HookConfig, AlertHook]]:
@@ -164,6 +170,9 @@ class Alerter:
         due: list[tuple[int, HookConfig, AlertHook]] = []
         for index, (config, hook) in enumerate(self._hooks):
             if alert.event not in config.events:
+                if alert.event is AlertEvent.RECOVERED:
+                    # The incident is over for this hook too, though it hears nothing of it.
+                    self._end_incident(index, alert.dedup_key, pending_since=None)
                 continue
             verdict = self._decide(index, config, alert, now)
             if verdict == "send":
@@ -186,6 +195,8 @@ class Alerter:
         for (index, _config, hook), delivered in zip(due, outcomes, strict=True):
             if delivered:
                 self._remember(index, alert, self._clock())
+            elif alert.event is AlertEvent.RECOVERED:
+                self._end_incident(index, alert.dedup_key, pending_since=self._clock())
             self._report(hook.name, "sent" if delivered else "failed")
 
     # -- deduplication ---------------------------------------------------------------------------
@@ -198,6 +209,7 @@ class Alerter:
             return "send"
         with self._lock:
             if alert.event is AlertEvent.RECOVERED:
+                # Open: a failure was sent, or a resolution of it is still to be delivered.
                 open_ = any(i == index and k == alert.dedup_key for i, k, _ in self._sent)
                 return "send" if open_ else "nothing"
             last = self._sent.get((index, alert.dedup_key, alert.event))
@@ -209,12 +221,29 @@ class Alerter:
         """Record a delivery; a delivered ``recovered`` clears its dedup key's state."""
         if alert.event is AlertEvent.ROTATION_SUCCEEDED:
             return
+        if alert.event is AlertEvent.RECOVERED:
+            self._end_incident(index, alert.dedup_key, pending_since=None)
+            return
         with self._lock:
-            if alert.event is AlertEvent.RECOVERED:
-                for entry in [e for e in self._sent if e[0] == index and e[1] == alert.dedup_key]:
-                    del self._sent[entry]
-            else:
-                self._sent[(index, alert.dedup_key, alert.event)] = now
+            self._sent[(index, alert.dedup_key, alert.event)] = now
+            # A new incident supersedes a resolution of the previous one still to be delivered.
+            self._sent.pop((index, alert.dedup_key, AlertEvent.RECOVERED), None)
+            self._save_state()
+
+    def _end_incident(self, index: int, dedup_key: str, *, pending_since: datetime | None) -> None:
+        """Forget what the hook was sent for ``dedup_key``: the next failure is a new incident.
+
+        ``pending_since`` keeps a marker that the resolution was not delivered yet, so the next
+        ``recovered`` is tried again (it never holds back a failure: that one is sent at once).
+        """
+        with self._lock:
+            entries = [e for e in self._sent if e[0] == index and e[1] == dedup_key]
+            if not entries and pending_since is None:
+                return
+            for entry in entries:
+                del self._sent[entry]
+            if pending_since is not None:
+                self._sent[(index, dedup_key, AlertEvent.RECOVERED)] = pending_since
             self._save_state()
 
     # -- persisted state -------------------------------------------------------------------------

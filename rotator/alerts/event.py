@@ -19,8 +19,12 @@ The document (the body of the ``webhook`` hook, the standard input of the ``comm
       "key_id":      12345,                    # the StackState key concerned, or null
       "key_name":    "agent-prod-eu-20260101T000000Z",
       "expires_at":  "2026-02-01T00:00:00Z",   # RFC 3339 (UTC) or null
-      "step":        "push",                   # create | verify | push | switch | revoke |
-                                               # config | ... or null
+      "step":        "push",                   # preflight | observe | create | verify | push |
+                                               # restart | switch | revoke | sweep | config |
+                                               # null
+      "category":    "retry",                  # retry | fix-config | fix-permissions | wait |
+                                               # human | null: what to do about the failure
+      "error_type":  "TargetUnavailable",      # the error class or condition, or null
       "error":       "target vault:secret/agent: ...",   # or null
       "run_id":      "3f2a9c0e1b7d",
       "timestamp":   "2026-01-25T12:00:00Z",   # RFC 3339 (UTC): when the run observed it
@@ -28,6 +32,10 @@ The document (the body of the ``webhook`` hook, the standard input of the ``comm
       "dedup_key":   "rotator/agent-prod-eu/failure",
       "resolves":    null                      # recovered only: the class it resolves
     }
+
+``step``, ``category`` and ``error_type`` are the fields of the run's
+:class:`~rotator.engine.model.Failure` (``failure`` in ``rotate --output json``); the event is
+derived from them, never from the message text in ``error`` and ``summary``.
 
 **Event classes.** ``dedup_key`` is ``rotator/<managed_key or ->/<class>``. Failure events are
 grouped into classes so that one ``recovered`` alert resolves them: ``failure``
@@ -102,7 +110,8 @@ class Alert:
     key_id: int | None
     key_name: str | None
     expires_at: datetime | None
-    #: The rotation step concerned: create, verify, push, switch, revoke, config, ...
+    #: The rotation step concerned: preflight, observe, create, verify, push, restart,
+    #: switch, revoke, sweep, config.
     step: str | None
     error: str | None
     run_id: str
@@ -111,6 +120,10 @@ class Alert:
     summary: str
     #: ``recovered`` only: the event class it resolves (failure, expiry or config).
     resolves: str | None = None
+    #: What to do about the failure: retry, fix-config, fix-permissions, wait or human.
+    category: str | None = None
+    #: The error class or condition behind the failure (``TargetForbidden``, ``SwitchTimeout``).
+    error_type: str | None = None
 
     def __post_init__(self) -> None:
         if self.event is AlertEvent.RECOVERED:
@@ -156,6 +169,8 @@ class Alert:
             "key_name": text(self.key_name),
             "expires_at": None if self.expires_at is None else rfc3339(self.expires_at),
             "step": text(self.step),
+            "category": text(self.category),
+            "error_type": text(self.error_type),
             "error": text(self.error),
             "run_id": redact(self.run_id),
             "timestamp": rfc3339(self.timestamp),

@@ -2,9 +2,10 @@
 
 The body is ``{"text": <one line>, "blocks": [...]}``: ``text`` is the notification fallback
 (``:x: rotation_failed — agent-prod-eu: push failed: ...``); the blocks show the event, the
-managed key, the StackState key (name and id), its expiry, the failed step, the error (in a code
-block) and the run. Every value comes from the redacted alert document, escaped for Slack's
-mrkdwn (``&``, ``<``, ``>``) and shortened to Slack's field limits.
+managed key, the StackState key (name and id), its expiry, the failed step and its category
+(what to do), the error (in a code block) and the run. Every value comes from the redacted
+alert document, escaped for Slack's mrkdwn (``&``, ``<``, ``>``) and shortened to Slack's field
+limits.
 
 The webhook URL is a credential (anyone holding it can post to the channel): it is never logged
 nor put in an error, which say ``slack hook <name>`` instead.
@@ -55,6 +56,8 @@ def slack_message(alert: Alert) -> dict[str, Any]:
     ]
     if doc["step"]:
         fields.append(("Step", doc["step"]))
+    if doc["category"]:
+        fields.append(("Category", doc["category"]))
     if doc["kind"]:
         fields.append(("Kind", doc["kind"]))
     blocks: list[dict[str, Any]] = [

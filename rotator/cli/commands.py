@@ -1,5 +1,5 @@
 """Imports every command module so that each registers itself on the ``cli`` group."""
 
-from rotator.cli import config_cmd, demo, doctor, keys, rotate, sandbox_cmd, service_cmd
+from rotator.cli import config_cmd, demo, doctor, keys, rbac, rotate, sandbox_cmd, service_cmd
 
-__all__ = ["config_cmd", "demo", "doctor", "keys", "rotate", "sandbox_cmd", "service_cmd"]
+__all__ = ["config_cmd", "demo", "doctor", "keys", "rbac", "rotate", "sandbox_cmd", "service_cmd"]

@@ -75,9 +75,7 @@ def result_document(result: KeyResult, now: datetime) -> dict[str, Any]:
         "outcome": result.outcome,
         "error": result.error,
         "warnings": list(plan.warnings),
-        "failure": failure.to_dict()
-        if failure is not None and result.outcome == "failed"
-        else None,
+        "failure": failure.to_dict() if failure is not None else None,
         "readers": [{"id": r.id, "how": r.how, "restarted": r.restarted} for r in plan.readers],
         "helm_values": dict(plan.helm_values) or None,
     }
@@ -166,14 +164,22 @@ def status_table(report: RunReport) -> str:
                 (current.name or ("adopted" if current.adopted else "?")) if current else "-",
                 day(current.expiration, never="never") if current and current.expiration else "-",
                 "-" if left is None else f"{left:g}",
-                "yes" if plan.targets_agree else "no",
+                {True: "yes", False: "no", None: "unknown"}[plan.targets_agree],
                 plan.decision,
                 plan.reason,
             ]
         )
-    return table(
+    text = table(
         ["KEY", "KIND", "CURRENT", "EXPIRES", "DAYS LEFT", "TARGETS AGREE", "NEXT", "WHY"], rows
     )
+    unreachable = [
+        f"  {r.plan.key}: {failure.message}"
+        for r in report.results
+        if (failure := r.failure or r.plan.failure) is not None and failure.step == "observe"
+    ]
+    if unreachable:
+        text += "\n\ncould not read (state unknown, nothing assumed):\n" + "\n".join(unreachable)
+    return text
 
 
 class Progress:
@@ -186,3 +192,8 @@ class Progress:
     def __call__(self, index: int, total: int, result: KeyResult) -> None:
         if self.enabled:
             click.echo(f"[{index}/{total}] {result.plan.key}: {result.outcome}", err=True)
+
+    def note(self, text: str) -> None:
+        """What the command is waiting for (a slow or unreachable system shows up here)."""
+        if self.enabled:
+            click.echo(f"... {text}", err=True)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import click
 
 from rotator.cli import EXIT_FAILED, CliState, cli, config_option
-from rotator.cli.lock import default_lock_path, run_lock
+from rotator.cli.exclusive import RunGuard, exclusive_run
 from rotator.cli.output import emit_json
 from rotator.cli.report import Progress, render_text, report_document, status_table, summary_line
 from rotator.engine.model import KeyResult, KeySpec, RunReport
@@ -18,6 +18,18 @@ from rotator.engine.run import observe_and_plan, run_once, utc_now
 
 if TYPE_CHECKING:
     from rotator.config import RotatorConfig
+
+
+def _duration_seconds(_ctx: click.Context, _param: click.Parameter, value: str) -> float:
+    from rotator.timespec import parse_duration  # noqa: PLC0415 - keep --help fast
+
+    try:
+        seconds = parse_duration(value).total_seconds()
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    if seconds <= 0:
+        raise click.BadParameter("must be longer than 0s")
+    return seconds
 
 
 @cli.command()
@@ -30,7 +42,22 @@ if TYPE_CHECKING:
 @click.option(
     "--lock-file",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Lock held while rotating (default: one per config file in $XDG_RUNTIME_DIR or /tmp).",
+    help="Lock held while rotating (default: one per config file in $XDG_RUNTIME_DIR, else in "
+    "a private <tmp>/rotator-<uid>/).",
+)
+@click.option(
+    "--wait-timeout",
+    default="5m",
+    show_default=True,
+    callback=_duration_seconds,
+    metavar="DURATION",
+    help="How long to wait for the shared lock (lock: lease or vault), or for the leader's "
+    "outcome of a handed-over request.",
+)
+@click.option(
+    "--no-wait",
+    is_flag=True,
+    help="When a leader daemon takes the request, return once it is handed over (exit 0).",
 )
 @config_option
 @click.pass_context
@@ -41,19 +68,32 @@ def rotate(
     force: bool,
     output: str,
     lock_file: Path | None,
+    wait_timeout: float,
+    no_wait: bool,
 ) -> None:
     """Observe every managed key, plan, and rotate what is due (exit 1 if any key failed)."""
     from rotator.wiring import build_runtime  # noqa: PLC0415 - adapters load on use
 
     state = ctx.ensure_object(CliState)
     config = state.load_config()
-    # A dry-run changes nothing, so it never waits for nor blocks a real run.
-    lock = (
+    # A dry-run changes nothing, so it never waits for nor blocks a real run. A writing run
+    # holds the run lock and the shared lock, or hands its request to the leader (then the
+    # outcome is printed and the command exits inside exclusive_run).
+    lock: contextlib.AbstractContextManager[RunGuard | None] = (
         contextlib.nullcontext()
         if dry_run
-        else run_lock(lock_file or default_lock_path(state.config_path()))
+        else exclusive_run(
+            config,
+            state.config_path(),
+            lock_file,
+            keys=keys,
+            force=force,
+            output=output,
+            wait_timeout=wait_timeout,
+            no_wait=no_wait,
+        )
     )
-    with lock, build_runtime(config) as runtime:
+    with lock as shared, build_runtime(config) as runtime:
         specs = runtime.select(keys)
         report = run_once(
             specs,
@@ -61,6 +101,7 @@ def rotate(
             dry_run=dry_run,
             force=force,
             progress=Progress() if output == "text" else None,
+            guard=shared.still_held if shared is not None else None,
         )
         if not dry_run:
             # Cron users get the same alerts and history as the daemon (a dry-run sends none).
@@ -69,8 +110,15 @@ def rotate(
         emit_json(report_document(report))
     else:
         click.echo(render_text(report))
-    if report.failed:
+    if report.failed or (force and keys and _not_forced(report)):
+        # A key named with --key that could not be forced is a failure of what was asked; a
+        # plain --force over every key may leave some mid-switch (each is reported).
         ctx.exit(EXIT_FAILED)
+
+
+def _not_forced(report: RunReport) -> bool:
+    """Whether a forced run left a key blocked instead of rotating it."""
+    return any(r.plan.decision == "blocked" for r in report.results)
 
 
 @cli.command()
@@ -85,9 +133,12 @@ def status(ctx: click.Context, keys: tuple[str, ...], output: str) -> None:
     from rotator.wiring import build_runtime  # noqa: PLC0415 - adapters load on use
 
     config = ctx.ensure_object(CliState).load_config()
+    progress = Progress()
     with build_runtime(config) as runtime:
         now = utc_now()
-        planned = observe_and_plan(runtime.select(keys), runtime.stackstate, now=now)
+        planned = observe_and_plan(
+            runtime.select(keys), runtime.stackstate, now=now, notice=progress.note
+        )
     results = tuple(
         KeyResult(
             plan,

@@ -47,6 +47,8 @@ class SwitchState:
     #: For workload restarts: a key identifying the workload (context/namespace/kind/name) so
     #: the engine restarts it once however many managed keys it consumes.
     workload: str | None = None
+    #: For a failed state: what to do about it (None: a person must decide, ``human``).
+    category: Category | None = None
 
     @property
     def switched(self) -> bool:

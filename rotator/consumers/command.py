@@ -19,15 +19,18 @@ How :meth:`CommandConsumer.trigger` runs it:
   start the agent that way); their output is no longer waited for after :data:`DRAIN_GRACE`.
 - **Standard input.** ``/dev/null``, unless ``pass_key="stdin"``: then the new value followed by
   a newline. A request without a value then fails the switch without running anything.
-- **Environment.** A copy of the given one (default: the rotator's environment when the
-  consumer is built), with :data:`MANAGED_KEY_ENV` and :data:`FINGERPRINT_ENV` set for scripts.
-  As defence in depth every variable whose value contains a key value being switched to is
-  dropped (only its name is logged), so the value never reaches the command through it.
+- **Environment.** Minimal (:mod:`rotator.childenv`): ``PATH``, ``HOME``, ``LANG`` and
+  ``LC_ALL`` from the rotator's environment when set, the ``env:`` of the configuration, and
+  :data:`MANAGED_KEY_ENV` and :data:`FINGERPRINT_ENV` for scripts. Never the rotator's own
+  credentials (``STS_SERVICE_TOKEN``, ``VAULT_TOKEN`` ...). As defence in depth every variable
+  whose value contains a key value being switched to is dropped (only its name is logged), so
+  the value never reaches the command through it.
 - **Output.** stdout and stderr are read together; only the last :data:`OUTPUT_TAIL_BYTES` are
-  kept (a chatty command costs no memory), and every occurrence of a key value of the requests,
-  and of any value registered with :func:`rotator.secrets.register_secret`, is masked before the
-  output is logged or quoted in a reason. A value printed in another encoding (base64,
-  reversed) cannot be recognised: do not print it.
+  kept (a chatty command costs no memory), and every run of 8 or more characters of a key value
+  of the requests, or of any value registered with :func:`rotator.secrets.register_secret`, is
+  masked (:func:`rotator.secrets.mask_fragments`) before the output is logged or quoted in a
+  reason: a printed prefix of the key is masked too. A value printed in another encoding
+  (base64, reversed) cannot be recognised: do not print it.
 
 Outcomes (the reason quotes the last non-empty output line, scrubbed)::
 
@@ -60,8 +63,9 @@ from typing import IO, Final, Literal
 
 import structlog
 
+from rotator.childenv import child_environment
 from rotator.consumers.base import Resolution, SwitchRequest, SwitchState, consumer_token
-from rotator.secrets import MASK, redact, registered_secrets
+from rotator.secrets import mask_fragments, redact, registered_secrets
 from rotator.timespec import format_duration
 
 log = structlog.get_logger(__name__)
@@ -98,9 +102,12 @@ class CommandConsumer:
         command: Sequence[str],
         timeout: float,
         pass_key: PassKey = "none",  # noqa: S107 - a mode name, not a password
+        env: Mapping[str, str] | None = None,
         environ: Mapping[str, str] | None = None,
     ) -> None:
-        """Remember the argv and policy; ``environ`` defaults to the process environment now.
+        """Remember the argv and policy, and the command's environment: ``env`` (the
+        configuration's ``env:``) over ``PATH``, ``HOME``, ``LANG`` and ``LC_ALL`` of
+        ``environ`` (default: the process environment now); nothing else is inherited.
 
         Raises :class:`ValueError` for an empty argv, a non-positive timeout or an unknown
         ``pass_key`` (the configuration validates these first).
@@ -116,7 +123,7 @@ class CommandConsumer:
         self.pass_key: PassKey = pass_key
         #: Whether the value is written to the command's standard input.
         self.key_on_stdin = pass_key == "stdin"  # noqa: S105 - a mode name, not a password
-        self._environ = dict(os.environ if environ is None else environ)
+        self._environ = child_environment(env, environ)
 
     # -- Consumer protocol ---------------------------------------------------------------------
 
@@ -367,9 +374,7 @@ def _scrub(raw: bytes, values: Sequence[str], *, truncated: bool) -> str:
     """
     text = raw.decode("utf-8", errors="replace")
     secrets = [v for v in values if v]
-    for value in sorted(secrets, key=len, reverse=True):
-        text = text.replace(value, MASK)
-    text = redact(text)
+    text = mask_fragments(text, sorted(secrets, key=len, reverse=True))
     if truncated:
         longest = max(
             (len(v.encode("utf-8")) for v in [*secrets, *registered_secrets()]), default=0

@@ -74,6 +74,7 @@ stores and does not change when a newer client learns more fields.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import time
@@ -422,7 +423,7 @@ class KubernetesWorkloadConsumer:
         if self.name is not None:
             workload = self._get(self.name)
             if workload is None:
-                return [self._state(self.name, "failed", f"{self.kind} {self.name} not found")]
+                return [self._missing(self.name)]
             return [self.judge(workload, request)]
         workloads = self._list()
         if not workloads:
@@ -449,7 +450,7 @@ class KubernetesWorkloadConsumer:
                 time.sleep(self.conflict_backoff * 2 ** (attempt - 1))
             workload = self._get(name)
             if workload is None:
-                return self._state(name, "failed", f"{self.kind} {name} not found")
+                return self._missing(name)
             blocked = self.blocked(workload)
             if blocked is not None:
                 return self._state(name, "failed", blocked)
@@ -461,7 +462,7 @@ class KubernetesWorkloadConsumer:
             except _Conflict:
                 continue
             if patched is None:
-                return self._state(name, "failed", f"{self.kind} {name} not found")
+                return self._missing(name)
             return self._state(name, "pending", done_reason)
         raise TargetConflict(
             f"{self.workload_id(name)}: {self.kind} {self.namespace}/{name} kept changing under "
@@ -603,6 +604,12 @@ class KubernetesWorkloadConsumer:
     def _state(self, name: str, phase: SwitchPhase, reason: str) -> SwitchState:
         workload = self.workload_id(name)
         return SwitchState(id=workload, phase=phase, reason=reason, workload=workload)
+
+    def _missing(self, name: str) -> SwitchState:
+        """The state of a workload that does not exist: the configuration names it wrongly."""
+        return dataclasses.replace(
+            self._state(name, "failed", f"{self.kind} {name} not found"), category="fix-config"
+        )
 
     def _name_of(self, state: SwitchState) -> str:
         """The workload name of a state this consumer reported."""

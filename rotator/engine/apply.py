@@ -119,6 +119,7 @@ class Applier:
         bound = log.bind(key=plan.key, decision=plan.decision)
         if plan.failed:
             failure = plan.failure
+            triggers: list[Trigger] = []
             if any(a.source is not None for a in plan.actions):
                 # Blocked, but the value in use can already be adopted into the rotator's own
                 # Secret (a migration waiting for its helm upgrade): copying changes no reader.
@@ -126,13 +127,17 @@ class Applier:
                     self._repair(observed, plan)
                 except StepFailed as failed:
                     failure = failed.failure
+            elif any(a.action == "restart" for a in plan.actions):
+                # Past switch_timeout: still restart what needs it, so the switch-over can
+                # finish once its cause is fixed; the key stays failed until it does.
+                triggers = self._switch(observed, plan).triggers
             bound.error(
                 "key.failed",
                 step=failure.step if failure else None,
                 category=failure.category if failure else None,
                 error=plan.reason,
             )
-            return _Applied(KeyResult(plan, "failed", plan.reason, failure=failure), [])
+            return _Applied(KeyResult(plan, "failed", plan.reason, failure=failure), triggers)
         if not plan.actions:
             return _Applied(KeyResult(plan, "unchanged"), [])
         try:
@@ -157,15 +162,34 @@ class Applier:
             return _Applied(KeyResult(plan, "rotated"), [])
         if plan.decision in ("bootstrap", "rotate"):
             created, metadata = self._rotate(observed, plan)
-            return _Applied(
-                KeyResult(plan, "rotated", new_key=created.key),
-                self._consumer_triggers(observed, created.value, metadata),
-                created.value,
-                metadata,
-            )
+            triggers, failure = self._consumer_triggers(observed, created.value, metadata)
+            result = KeyResult(plan, "rotated", new_key=created.key)
+            if failure is not None:
+                log.error(
+                    "key.failed",
+                    key=plan.key,
+                    step=failure.step,
+                    category=failure.category,
+                    error=failure.message,
+                )
+                result = dataclasses.replace(
+                    result, outcome="failed", error=failure.message, failure=failure
+                )
+            return _Applied(result, triggers, created.value, metadata)
         if plan.decision == "repair":
-            self._repair(observed, plan)
-            return _Applied(KeyResult(plan, "rotated"), [])
+            copied = self._repair(observed, plan)
+            if copied is None or copied[1].key_id is None or copied[1].switched:
+                return _Applied(KeyResult(plan, "rotated"), [])
+            # A push that stopped half-way: every target holds the value now, so its
+            # consumers are told to switch in this run (the switch-over has waited already).
+            value, metadata = copied
+            triggers, failure = self._consumer_triggers(observed, value, metadata)
+            result = KeyResult(plan, "rotated")
+            if failure is not None:
+                result = dataclasses.replace(
+                    result, outcome="failed", error=failure.message, failure=failure
+                )
+            return _Applied(result, triggers, value, metadata)
         if plan.decision == "switch":
             return self._switch(observed, plan)
         if plan.decision == "revoke":
@@ -176,7 +200,9 @@ class Applier:
 
     # -- repair ----------------------------------------------------------------------------------
 
-    def _repair(self, observed: ObservedKey, plan: KeyPlan) -> None:
+    def _repair(self, observed: ObservedKey, plan: KeyPlan) -> tuple[Secret, KeyMetadata] | None:
+        """Copy the plan's source value to its targets; the value and metadata copied."""
+        copied: tuple[Secret, KeyMetadata] | None = None
         by_id = {t.target.id: t for t in observed.targets}
         if observed.adopt_source is not None:
             by_id.setdefault(observed.adopt_source.target.id, observed.adopt_source)
@@ -194,6 +220,8 @@ class Applier:
                 rotated_at=self._clock(),
             )
             self._push(by_id[action.target].target, source.value, metadata, action)
+            copied = (source.value, metadata)
+        return copied
 
     # -- rotate ----------------------------------------------------------------------------------
 
@@ -222,7 +250,14 @@ class Applier:
         except RotatorError as exc:
             self._abandon(created.key, f"verify: {exc.message}", "verify", exc)
         if not verdict.accepted:
-            self._abandon(created.key, f"verify: new key {name} {verdict.reason}", "verify")
+            # StackState does not let the new key ingest: its roles (or the kind's permission)
+            # are wrong, which retrying will not change.
+            self._abandon(
+                created.key,
+                f"verify: new key {name} {verdict.reason}",
+                "verify",
+                failure=Failure("verify", "fix-permissions", "KeyRefused", ""),
+            )
 
         current = plan.current
         previous_id = current.id if current is not None else None
@@ -312,25 +347,38 @@ class Applier:
 
     def _consumer_triggers(
         self, observed: ObservedKey, value: Secret, metadata: KeyMetadata
-    ) -> list[Trigger]:
+    ) -> tuple[list[Trigger], Failure | None]:
         """Right after a push: which consumers must act for the new value."""
         request = SwitchRequest(
             observed.spec.name, metadata.fingerprint, metadata.rotated_at, value
         )
         seen = observe_consumers(observed.spec, request, frozenset())
-        triggers = []
+        triggers: list[Trigger] = []
+        failure: Failure | None = None
         for obs in seen:
             if obs.error is not None:
-                # Not fatal here: the push succeeded; the next run observes again and the
-                # switch_timeout bounds how long this may go on.
-                log.warning("consumer.unobservable", consumer=obs.consumer.id, error=obs.error)
+                # The push happened, but this consumer cannot be told to switch: the key fails
+                # in this run (the old key stays: nothing is revoked before it switched).
+                message = f"consumer {obs.consumer.id}: {obs.error}; previous key kept"
+                failure = failure or Failure(
+                    "restart",
+                    obs.category or "retry",
+                    obs.error_type or "ConsumerUnobservable",
+                    message,
+                )
                 continue
             triggers += [
                 Trigger(obs.consumer, state, request)
                 for state in obs.states
                 if state.phase == "needs-trigger"
             ]
-        return triggers
+            failed = [state for state in obs.states if state.failed]
+            if failed:
+                message = f"consumer {failed[0].id}: {failed[0].reason}; previous key kept"
+                failure = failure or Failure(
+                    "restart", failed[0].category or "human", "ConsumerFailed", message
+                )
+        return triggers, failure
 
     def _switch(self, observed: ObservedKey, plan: KeyPlan) -> _Applied:
         held = observed.held_metadata()
@@ -338,6 +386,17 @@ class Applier:
         assert held is not None and value is not None
         request = SwitchRequest(plan.key, held.fingerprint, held.rotated_at, value)
         states = [s for c in observed.consumers for s in c.states]
+        if plan.completes_switch:
+            # Nothing to protect: the switch-over is complete as soon as consumers switched.
+            now = self._clock()
+            self._record(
+                observed,
+                dataclasses.replace(held, switched=True, switched_at=held.switched_at or now),
+            )
+            log.info("key.switched", key=plan.key, previous=None)
+            return _Applied(
+                KeyResult(plan, "unchanged", switch_duration=now - held.rotated_at), [], value, held
+            )
         if all(s.switched for s in states):
             if held.switched_at is None:
                 # Every consumer switched: the grace period starts now; remember when.
@@ -374,15 +433,25 @@ class Applier:
             )
             for index, trigger in members:
                 item = applied[index]
-                if state.failed:
+                if state.failed and item.result.outcome != "failed":
+                    # (A key that already failed, e.g. past switch_timeout, keeps its failure.)
                     message = f"consumer {state.id}: {state.reason}; previous key kept"
+                    log.error(
+                        "key.failed",
+                        key=trigger.request.managed_key,
+                        step="restart",
+                        category=cause.category if cause is not None else state.category or "human",
+                        error=message,
+                    )
                     item.result = dataclasses.replace(
                         item.result,
                         outcome="failed",
                         error=message,
                         failure=Failure.of("restart", cause, message)
                         if cause is not None
-                        else Failure("restart", "human", "ConsumerFailed", message),
+                        else Failure(
+                            "restart", state.category or "human", "ConsumerFailed", message
+                        ),
                     )
                 elif state.switched and item.metadata is not None:
                     self._record_done(observed[index], item, trigger)

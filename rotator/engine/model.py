@@ -116,6 +116,9 @@ class ConsumerObservation:
     consumer: Consumer
     states: tuple[SwitchState, ...] = ()
     error: str | None = None
+    #: The error class and category behind ``error``.
+    error_type: str | None = None
+    category: Category | None = None
 
 
 @dataclass(frozen=True)
@@ -196,11 +199,14 @@ class KeyPlan:
     actions: tuple[Action, ...] = ()
     #: True when the plan itself is a failure (unreadable target, listing failed).
     failed: bool = False
-    targets_agree: bool = True
+    #: Whether every target holds the same value; None when that is unknown (unreadable).
+    targets_agree: bool | None = True
     #: Name of the key a create action makes (unique among the listed keys of the kind).
     new_key_name: str | None = None
     #: Why the key is not healthy (set on every failed or blocked plan).
     failure: Failure | None = None
+    #: A switch-over with nothing to protect completes in this run (apply records it).
+    completes_switch: bool = False
     #: Who reads the key, as its consumers resolved this run (discovered workloads included).
     readers: tuple[Reader, ...] = ()
     #: Helm values (path, value) that point a preset's chart at the key's Secret.
@@ -223,6 +229,12 @@ class KeyResult:
     failure: Failure | None = None
 
     @property
+    def failed(self) -> bool:
+        """Whether this key failed: outcome ``failed``, unless its category is ``wait``."""
+        failure = self.failure or self.plan.failure
+        return self.outcome == "failed" and (failure is None or failure.category != "wait")
+
+    @property
     def expiration(self) -> datetime | None:
         """Expiry of the key in use after this run: the new key's, else the current one's."""
         if self.new_key is not None:
@@ -241,5 +253,6 @@ class RunReport:
 
     @property
     def failed(self) -> bool:
-        """Whether any managed key failed (exit code 1)."""
-        return any(r.outcome == "failed" for r in self.results)
+        """Whether any managed key failed (exit code 1): a failed outcome whose category is
+        not ``wait`` (a window or a rollout in progress is progress, not failure)."""
+        return any(r.failed for r in self.results)

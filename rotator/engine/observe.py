@@ -199,5 +199,12 @@ def observe_consumers(
             log.warning(
                 "observe.consumer_failed", key=spec.name, consumer=consumer.id, error=str(exc)
             )
-            found.append(ConsumerObservation(consumer, error=exc.message))
+            found.append(
+                ConsumerObservation(
+                    consumer,
+                    error=exc.message,
+                    error_type=type(exc).__name__,
+                    category=exc.category,
+                )
+            )
     return tuple(found)

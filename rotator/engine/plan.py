@@ -28,8 +28,9 @@ Decision procedure for one managed key:
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from rotator.engine.model import (
@@ -40,7 +41,7 @@ from rotator.engine.model import (
     ObservedKey,
     TargetObservation,
 )
-from rotator.engine.naming import key_name, parse_key_name
+from rotator.engine.naming import PROCESS_SALT, parse_key_name, unique_key_name
 from rotator.engine.policy import Due, human_delta, rotation_due, window_gate
 from rotator.stackstate import ApiKey
 from rotator.targets.base import KeyMetadata
@@ -116,19 +117,17 @@ def candidates(observed: ObservedKey, now: datetime) -> list[Candidate]:
     return found
 
 
-def new_key_name(observed: ObservedKey, now: datetime) -> str:
-    """``<managed>-<timestamp>`` for ``now``, moved on by seconds until no listed key has it.
+def new_key_name(observed: ObservedKey, now: datetime, *, salt: bytes = PROCESS_SALT) -> str:
+    """``<managed>-<timestamp>-<nonce>`` for ``now`` that no listed key has.
 
-    Two keys sharing a name would make the create's id lookup ambiguous (and the client then
-    deletes both), so a rotation in the same second as the previous one must not reuse it.
+    Two keys sharing a name would make the create's id lookup ambiguous, so the name carries a
+    nonce (:func:`~rotator.engine.naming.unique_key_name`) that differs between processes (two
+    hosts rotating in the same second) and is the same for every call of one process with the
+    same ``now`` (the action text and the plan's ``new_key_name`` agree); a name that is
+    already listed is never reused.
     """
     taken = {k.name for k in (observed.keys_by_id or {}).values()}
-    moment = now
-    name = key_name(observed.spec.name, moment)
-    while name in taken:
-        moment += timedelta(seconds=1)
-        name = key_name(observed.spec.name, moment)
-    return name
+    return unique_key_name(observed.spec.name, now, taken, salt=salt)
 
 
 def _rotation_actions(observed: ObservedKey, now: datetime) -> tuple[Action, ...]:
@@ -181,6 +180,46 @@ def plan_key(observed: ObservedKey, now: datetime, *, force: bool = False) -> Ke
     if not sweeps:
         return decided
     return replace(decided, actions=decided.actions + sweeps)
+
+
+def _agreement(observed: ObservedKey) -> bool | None:
+    """Whether every target holds the same value; None when one could not be read."""
+    if any(t.error is not None or t.state is None for t in observed.targets):
+        return None
+    return len({t.fingerprint for t in observed.targets}) <= 1
+
+
+def _incomplete(observed: ObservedKey) -> KeyPlan | None:
+    """A blocked plan when StackState could not be listed or a target not read: the rotator
+    never acts on a partial picture."""
+    spec = observed.spec
+    if observed.keys_by_id is None:
+        reason = f"cannot list {spec.kind} keys: {observed.list_error}"
+        failure = Failure(
+            "observe",
+            observed.list_category,
+            observed.list_error_type or "StackStateError",
+            reason,
+        )
+    else:
+        unreadable = [t for t in observed.targets if t.error is not None or t.state is None]
+        if not unreadable:
+            return None
+        first = unreadable[0]
+        reason = f"cannot read {first.target.describe()}: {first.error}"
+        failure = Failure(
+            "observe", first.category or "retry", first.error_type or "TargetError", reason
+        )
+    return KeyPlan(
+        key=spec.name,
+        kind=spec.kind,
+        decision="blocked",
+        reason=reason,
+        current=None,
+        failed=True,
+        targets_agree=_agreement(observed),
+        failure=failure,
+    )
 
 
 def _warnings(observed: ObservedKey) -> tuple[str, ...]:
@@ -287,35 +326,7 @@ def _decide(observed: ObservedKey, now: datetime, *, force: bool) -> KeyPlan:
             kwargs["new_key_name"] = new_key_name(observed, now)
         return KeyPlan(key=spec.name, kind=spec.kind, decision=decision, reason=reason, **kwargs)  # type: ignore[arg-type]
 
-    if observed.keys_by_id is None:
-        reason = f"cannot list {spec.kind} keys: {observed.list_error}"
-        return plan(
-            "blocked",
-            reason,
-            current=None,
-            failed=True,
-            failure=Failure(
-                "observe",
-                observed.list_category,
-                observed.list_error_type or "StackStateError",
-                reason,
-            ),
-        )
-    unreadable = [t for t in observed.targets if t.error is not None or t.state is None]
-    if unreadable:
-        first = unreadable[0]
-        reason = f"cannot read {first.target.describe()}: {first.error}"
-        return plan(
-            "blocked",
-            reason,
-            current=None,
-            failed=True,
-            targets_agree=False,
-            failure=Failure(
-                "observe", first.category or "retry", first.error_type or "TargetError", reason
-            ),
-        )
-    blocked = _preflight(observed, now)
+    blocked = _incomplete(observed) or _preflight(observed, now)
     if blocked is not None:
         return blocked
 
@@ -385,17 +396,35 @@ def _decide(observed: ObservedKey, now: datetime, *, force: bool) -> KeyPlan:
             critical=True,
         )
     held = observed.held_metadata()
+    switch: _Switch | None = None
     if not only.adopted and held is not None and held.key_id is not None and not held.switched:
         # The switch-over to the held value is unfinished: finish it before anything else, or
-        # a new rotation would orphan the key some consumers may still be using (I2).
+        # a new rotation would orphan the key some consumers may still be using (I2) — unless
+        # it protects nothing, then a due rotation goes ahead (its own switch-over follows).
         switch = _switch_plan(observed, held, now)
-        return plan(
+        switch_plan = plan(
             switch.decision,
             switch.reason,
             current=current,
             actions=switch.actions,
             failed=switch.failed,
+            failure=switch.failure,
+            completes_switch=switch.completes,
         )
+        if protects_previous(observed, held) or switch.failed:
+            if force and not switch.failed:
+                reason = (
+                    f"not forced: the switch-over to the current key is unfinished and the "
+                    f"previous key must stay until it is ({switch.reason})"
+                )
+                return replace(
+                    switch_plan,
+                    decision="blocked",
+                    reason=reason,
+                    actions=(),
+                    failure=Failure("switch", "wait", "SwitchInProgress", reason),
+                )
+            return switch_plan
     if force:
         due = Due(True, False, "forced")
     elif only.adopted:
@@ -411,6 +440,8 @@ def _decide(observed: ObservedKey, now: datetime, *, force: bool) -> KeyPlan:
             now=now,
         )
     if not due.due:
+        if switch is not None:
+            return switch_plan
         return plan("ok", due.reason + _still_live(held), current=current)
     if force:
         # A person asked for this rotation now: maintenance windows gate automatic work only.
@@ -423,7 +454,15 @@ def _decide(observed: ObservedKey, now: datetime, *, force: bool) -> KeyPlan:
         now=now,
     )
     if not gate.allowed:
-        return plan("blocked", f"{due.reason}; {gate.reason}", current=current)
+        if switch is not None:
+            return switch_plan
+        reason = f"{due.reason}; {gate.reason}"
+        return plan(
+            "blocked",
+            reason,
+            current=current,
+            failure=Failure("preflight", "wait", "OutsideWindow", reason),
+        )
     reason = f"{due.reason}; {gate.reason}" if gate.reason else due.reason
     return _creating(observed, plan("rotate", reason, current=current), now, critical=False)
 
@@ -482,6 +521,9 @@ class _Switch:
     reason: str
     actions: tuple[Action, ...] = ()
     failed: bool = False
+    failure: Failure | None = None
+    #: The switch-over is complete now (nothing to protect): apply records it.
+    completes: bool = False
 
 
 def previous_is_ours(observed: ObservedKey, held: KeyMetadata) -> bool:
@@ -495,83 +537,113 @@ def previous_is_ours(observed: ObservedKey, held: KeyMetadata) -> bool:
     return parsed is not None and parsed.managed == observed.spec.name
 
 
+def protects_previous(observed: ObservedKey, held: KeyMetadata) -> bool:
+    """Whether the switch-over to the held value protects a key the rotator will revoke.
+
+    Without one (bootstrap; an adopted value without ``adopt_key_id``; already revoked) there is
+    nothing a grace period could protect: the switch-over completes as soon as the consumers
+    switched, and it never holds a due rotation back.
+    """
+    return not held.previous_revoked and previous_is_ours(observed, held)
+
+
 def _switch_plan(observed: ObservedKey, held: KeyMetadata, now: datetime) -> _Switch:
     """Switch-over of the held value: trigger and await consumers, then grace, then revoke."""
     spec = observed.spec
+    protects = protects_previous(observed, held)
     previous = (
         f"previous key {held.previous_key_name or held.previous_key_id} kept"
-        if held.previous_key_id is not None and not held.previous_revoked
-        else "nothing revoked"
+        if protects
+        else "no previous key to revoke"
     )
     broken = [c for c in observed.consumers if c.error is not None]
     if broken:
+        reason = f"cannot observe {broken[0].consumer.id}: {broken[0].error}; {previous}"
         return _Switch(
             "blocked",
-            f"cannot observe {broken[0].consumer.id}: {broken[0].error}; {previous}",
+            reason,
             failed=True,
+            failure=Failure(
+                "switch",
+                broken[0].category or "retry",
+                broken[0].error_type or "ConsumerUnobservable",
+                reason,
+            ),
         )
     states = [state for c in observed.consumers for state in c.states]
     failed = [s for s in states if s.failed]
     if failed:
+        reason = f"consumer {failed[0].id} failed: {failed[0].reason}; {previous}"
         return _Switch(
             "blocked",
-            f"consumer {failed[0].id} failed: {failed[0].reason}; {previous}",
+            reason,
             failed=True,
+            failure=Failure("switch", failed[0].category or "human", "ConsumerFailed", reason),
         )
     waiting = [s for s in states if not s.switched]
     elapsed = now - held.rotated_at
     if waiting:
         first = waiting[0]
-        if elapsed > spec.switch_timeout:
-            return _Switch(
-                "blocked",
-                f"switch_timeout: {len(waiting)} consumer(s) not switched "
-                f"{human_delta(elapsed)} after the push (limit {human_delta(spec.switch_timeout)})"
-                f": {first.id}: {first.reason}; {previous}",
-                failed=True,
-            )
         actions = tuple(
             Action("restart" if s.phase == "needs-trigger" else "await", s.id, s.reason)
             for s in waiting
         )
+        if elapsed > spec.switch_timeout:
+            reason = (
+                f"switch_timeout: {len(waiting)} consumer(s) not switched "
+                f"{human_delta(elapsed)} after the push (limit {human_delta(spec.switch_timeout)})"
+                f": {first.id}: {first.reason}; {previous}"
+            )
+            # Failed, but consumers that still need a restart keep getting one: once the cause
+            # is gone (a 403 fixed), the switch-over finishes without a person restarting them.
+            return _Switch(
+                "blocked",
+                reason,
+                tuple(a for a in actions if a.action == "restart"),
+                failed=True,
+                failure=Failure("switch", "human", "SwitchTimeout", reason),
+            )
+        reason = (
+            f"waiting for {len(waiting)} of {len(states)} consumer(s): {first.id}: {first.reason}"
+            f"; {previous}"
+        )
         return _Switch(
             "switch",
-            f"waiting for {len(waiting)} of {len(states)} consumer(s): {first.id}: {first.reason}"
-            f"; {previous}",
+            reason,
             actions,
+            failure=Failure("switch", "wait", "SwitchInProgress", reason),
+        )
+    if not protects:
+        # Nothing for a grace period to protect: complete now, and say so (never "revoked").
+        reminder = _still_live(dataclasses.replace(held, switched=True))
+        return _Switch(
+            "switch",
+            f"switch complete; no previous key ({len(states)} consumer(s) switched){reminder}",
+            (Action("await", None, "record that the switch-over is complete"),),
+            completes=True,
         )
     switched_at = held.switched_at or now
     grace_end = switched_at + spec.grace_period
     if now < grace_end:
         detail = f"grace period until {grace_end:%Y-%m-%d %H:%M:%S}Z"
+        reason = f"all {len(states)} consumer(s) switched; {detail}; {previous}"
         return _Switch(
             "switch",
-            f"all {len(states)} consumer(s) switched; {detail}; {previous}",
+            reason,
             (Action("await", None, detail),),
+            failure=Failure("switch", "wait", "GracePeriod", reason),
         )
     listed = observed.keys_by_id or {}
-    if held.previous_key_id is not None and not held.previous_revoked:
-        if previous_is_ours(observed, held):
-            name = held.previous_key_name or str(held.previous_key_id)
-            if held.previous_key_id in listed:
-                detail = f"delete previous key {name} (id {held.previous_key_id})"
-            else:
-                detail = f"previous key {name} is already gone; record the revocation"
-            return _Switch(
-                "revoke",
-                f"all {len(states)} consumer(s) switched and the grace period passed",
-                (Action("revoke", f"{spec.kind}:{held.previous_key_id}", detail),),
-            )
-        return _Switch(
-            "revoke",
-            f"all consumers switched; previous key {held.previous_key_id} was not created by the "
-            "rotator and stays live (delete it by hand, or name it in adopt_key_id)",
-            (Action("revoke", None, "record that the switch-over is complete"),),
-        )
+    assert held.previous_key_id is not None
+    name = held.previous_key_name or str(held.previous_key_id)
+    if held.previous_key_id in listed:
+        detail = f"delete previous key {name} (id {held.previous_key_id})"
+    else:
+        detail = f"previous key {name} is already gone; record the revocation"
     return _Switch(
         "revoke",
-        f"all {len(states)} consumer(s) switched; nothing to revoke",
-        (Action("revoke", None, "record that the switch-over is complete"),),
+        f"all {len(states)} consumer(s) switched and the grace period passed",
+        (Action("revoke", f"{spec.kind}:{held.previous_key_id}", detail),),
     )
 
 

@@ -34,11 +34,18 @@ def observe_and_plan(
     *,
     now: datetime,
     force: bool = False,
+    notice: Callable[[str], None] | None = None,
 ) -> list[tuple[ObservedKey, KeyPlan]]:
-    """Observe all keys (one list call per kind) and plan each; read-only."""
+    """Observe all keys (one list call per kind) and plan each; read-only.
+
+    ``notice`` hears what is being waited for (a terminal shows it while a slow or unreachable
+    system makes the caller wait)."""
+    tell = notice or (lambda _text: None)
+    tell(f"listing {', '.join(dict.fromkeys(s.kind for s in specs))} keys in StackState")
     listed = list_kinds(client, [s.kind for s in specs])
     planned = []
-    for spec in specs:
+    for index, spec in enumerate(specs, start=1):
+        tell(f"[{index}/{len(specs)}] observing {spec.name}: targets and consumers")
         observed = observe_key(spec, client, listed[spec.kind], now)
         planned.append((observed, plan_key(observed, now, force=force)))
     return planned

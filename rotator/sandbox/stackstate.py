@@ -39,7 +39,14 @@ none is documented by the generated spec):
   ``/user/authorization/for`` for an unknown permission has an empty body, as documented.
 * 404/405 ``text/plain`` for unknown paths and wrong methods (Akka-HTTP defaults).
 * Injected faults (:meth:`Emulator.fail_next`) with a 5xx or 429 status answer the spec's
-  ``GenericErrorsResponse``.
+  ``GenericErrorsResponse``. :meth:`StackStateEmulator.throttle_next` does the same with a
+  ``Retry-After`` header; :meth:`StackStateEmulator.garble_next` processes a request and then
+  answers with an unreadable body instead (truncated JSON, a proxy's HTML page): off-contract
+  on purpose.
+
+Every logged request also gets the :func:`time.monotonic` time it was logged at
+(:meth:`StackStateEmulator.timed_log`), so a test measures the spacing of retries on the
+server's side rather than timing itself.
 
 Key values are unguessable (:func:`secrets.token_urlsafe`); ids are random positive int64 below
 2**53, like the ids real StackState hands out (e.g. 250558013078953). Names are not unique: the
@@ -56,13 +63,14 @@ from __future__ import annotations
 import hmac
 import re
 import secrets
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
-from rotator.sandbox._server import Emulator, Request, Response
+from rotator.sandbox._server import Emulator, LoggedRequest, Request, Response
 
 KeyKind = Literal["service-token", "ingestion-api-key"]
 
@@ -162,6 +170,21 @@ class _StoredKey:
         return self.expiration is not None and self.expiration <= now_ms
 
 
+@dataclass
+class _AnswerFault:
+    """A fault that changes the answer: ``throttle`` (unprocessed, with Retry-After) or
+    ``garble`` (processed, then answered with ``raw`` instead of the real body)."""
+
+    kind: Literal["throttle", "garble"]
+    method: str
+    pattern: re.Pattern[str]
+    remaining: int | None
+    status: int | None = None
+    retry_after: str = ""
+    raw: bytes | None = None
+    content_type: str = "application/json"
+
+
 @dataclass(frozen=True)
 class _Caller:
     """Who sent a request, after authentication."""
@@ -226,6 +249,8 @@ class StackStateEmulator(Emulator):
         self._keys: dict[KeyKind, dict[int, _StoredKey]] = {kind: {} for kind in KEY_KINDS}
         self._issued: list[str] = []
         self._routes = self._build_routes()
+        self._answer_faults: list[_AnswerFault] = []
+        self._log_times: list[float] = []
 
     # -- lifecycle (narrowed return types, so ``with StackStateEmulator() as e`` is typed) -----
 
@@ -327,6 +352,96 @@ class StackStateEmulator(Emulator):
         self._issued.append(key.value)
         return key
 
+    # -- faults that change the answer and a timed request log --------------------------------
+
+    def throttle_next(
+        self,
+        method: str,
+        path_pattern: str,
+        *,
+        retry_after: str,
+        status: int = 429,
+        count: int | None = 1,
+    ) -> None:
+        """Answer the next ``count`` matching requests (None: until cleared) with ``status``
+        (429 or 503), the API's error body and ``Retry-After: <retry_after>``, unprocessed."""
+        if status not in (429, 503):
+            raise ValueError("Retry-After belongs to 429 and 503 answers")
+        self._arm_answer(
+            _AnswerFault(
+                "throttle",
+                method.upper(),
+                re.compile(path_pattern),
+                count,
+                status=status,
+                retry_after=retry_after,
+            )
+        )
+
+    def garble_next(
+        self,
+        method: str,
+        path_pattern: str,
+        *,
+        raw: bytes | None = None,
+        content_type: str = "application/json",
+        status: int | None = None,
+        count: int | None = 1,
+    ) -> None:
+        """Process the next ``count`` matching requests (state changes happen), then answer
+        ``raw`` instead of the real body: by default the real body cut in half (truncated
+        JSON). ``status`` replaces the real status when given; ``content_type`` is sent as is
+        (``text/html`` for a proxy's error page)."""
+        self._arm_answer(
+            _AnswerFault(
+                "garble",
+                method.upper(),
+                re.compile(path_pattern),
+                count,
+                status=status,
+                raw=raw,
+                content_type=content_type,
+            )
+        )
+
+    def clear_faults(self) -> None:
+        """Disarm every fault, those that change answers included."""
+        super().clear_faults()
+        with self.lock:
+            self._answer_faults.clear()
+
+    def _arm_answer(self, fault: _AnswerFault) -> None:
+        with self.lock:
+            self._answer_faults.append(fault)
+
+    def _take_answer_fault(self, method: str, path: str) -> _AnswerFault | None:
+        with self.lock:
+            for fault in self._answer_faults:
+                if fault.method in ("*", method) and fault.pattern.fullmatch(path):
+                    if fault.remaining is not None:
+                        fault.remaining -= 1
+                        if fault.remaining <= 0:
+                            self._answer_faults.remove(fault)
+                    return fault
+        return None
+
+    def record(self, request: Request, response: Response | None) -> None:
+        """Append one line to the request log, remembering when (monotonic seconds)."""
+        with self.lock:
+            super().record(request, response)
+            self._log_times.append(time.monotonic())
+
+    def clear_log(self) -> None:
+        """Forget the request log."""
+        with self.lock:
+            super().clear_log()
+            self._log_times.clear()
+
+    def timed_log(self) -> list[tuple[float, LoggedRequest]]:
+        """Every logged request with the :func:`time.monotonic` time it was logged, oldest first."""
+        with self.lock:
+            return list(zip(self._log_times, self.log, strict=True))
+
     # -- error bodies ------------------------------------------------------------------------
 
     def error_response(self, status: int, message: str) -> Response:
@@ -373,6 +488,25 @@ class StackStateEmulator(Emulator):
         ]
 
     def handle(self, request: Request) -> Response:
+        """Apply a fault that changes the answer (see :meth:`throttle_next`,
+        :meth:`garble_next`), else answer as the API does (:meth:`route`)."""
+        fault = self._take_answer_fault(request.method, request.path)
+        if fault is None:
+            return self.route(request)
+        if fault.kind == "throttle":
+            assert fault.status is not None
+            answer = self.error_response(fault.status, "injected fault")
+            answer.headers["Retry-After"] = fault.retry_after
+            return answer
+        real = self.route(request)
+        encoded = real.encoded()
+        return Response(
+            fault.status if fault.status is not None else real.status,
+            raw=fault.raw if fault.raw is not None else encoded[: len(encoded) // 2],
+            content_type=fault.content_type,
+        )
+
+    def route(self, request: Request) -> Response:
         """Route one request: 404 unknown path, 405 wrong method, then the operation."""
         path = request.path
         if self.api_path:

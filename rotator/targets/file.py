@@ -13,6 +13,15 @@ The new file gets mode 0600 (or the original's mode when that is stricter, or th
 ``mode``) and keeps the original's owner and group. A path that is a symlink is followed only
 when it resolves inside the same directory.
 
+Only regular files are read or replaced: a path (or sidecar) that is a FIFO, a directory, a
+device or a socket is refused with :class:`~rotator.errors.TargetInvalid` without ever blocking
+on it (it is opened non-blocking and checked with ``fstat`` before anything is read). File
+targets built from one configuration share a :class:`FileTargetGroup`; a target refuses to read
+or write when another target of the group reaches the same real file (through a symlinked
+directory, say) and writes an overlapping field of it, since two targets writing one data key
+would overwrite each other. The configuration check compares real paths too, but on the machine
+where it ran; this check runs where the files are.
+
 Metadata lives in a sidecar ``<path>.rotator.json``, keyed by field and then by fingerprint of
 the value it describes (the current and the previous value). The sidecar is written *before*
 the value: if the process dies between the two writes, the value still held is described by the
@@ -24,6 +33,7 @@ metadata describes.
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import json
 import os
@@ -31,7 +41,7 @@ import re
 import stat
 import tempfile
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
@@ -52,6 +62,31 @@ _ENV_LINE = re.compile(
 _ENV_SAFE = re.compile(r"^[A-Za-z0-9._~+/=:@%-]*$")
 
 
+class FileTargetGroup:
+    """The file targets of one configuration, so that each can tell whether another one
+    writes the same data key of the same real file."""
+
+    def __init__(self) -> None:
+        self._members: list[FileTarget] = []
+
+    def add(self, target: FileTarget) -> None:
+        """Make ``target`` a member."""
+        self._members.append(target)
+
+    def check(self, target: FileTarget, real: Path) -> None:
+        """Raise TargetInvalid when another member writes an overlapping field of ``real``."""
+        mine = os.path.realpath(real)
+        for other in self._members:
+            if other is target or os.path.realpath(other.path) != mine:
+                continue
+            if other.format == target.format and not _fields_overlap(other.field, target.field):
+                continue
+            raise TargetInvalid(
+                f"{target.id}: {mine} is also the file of target {other.id}; two targets must "
+                "not write the same data key of one file (a symlinked directory?)"
+            )
+
+
 class FileTarget:
     """A value in a file on this machine."""
 
@@ -62,13 +97,19 @@ class FileTarget:
         file_format: FileFormat = "raw",
         field: str | None = None,
         mode: int | None = None,
+        group: FileTargetGroup | None = None,
     ) -> None:
+        """``group`` holds the other file targets of the configuration (see the module
+        docstring); this target joins it."""
         if file_format in ("env", "yaml") and not field:
             raise TargetInvalid(f"file target {path}: format {file_format} needs a field")
         self.path = Path(path)
         self.format: FileFormat = file_format
         self.field = field
         self.mode = mode
+        self._group = group
+        if group is not None:
+            group.add(self)
 
     # -- Target protocol -----------------------------------------------------------------------
 
@@ -85,7 +126,7 @@ class FileTarget:
 
     def read(self) -> TargetState:
         """Read the value and the sidecar entry describing it."""
-        real = self._resolve()
+        real = self._resolve_alone()
         text = self._read_text(real)
         value = None if text is None else self._extract(text)
         metadata = None
@@ -99,7 +140,7 @@ class FileTarget:
 
     def write(self, value: Secret, metadata: KeyMetadata) -> None:
         """Write the sidecar (current + previous entries), then the value, both atomically."""
-        real = self._resolve()
+        real = self._resolve_alone()
         original = self._read_text(real)
         previous_value = None if original is None else self._extract(original)
         sidecar = self._read_sidecar(real)
@@ -114,7 +155,7 @@ class FileTarget:
 
     def write_metadata(self, metadata: KeyMetadata) -> None:
         """Replace the sidecar entry for the value currently held."""
-        real = self._resolve()
+        real = self._resolve_alone()
         sidecar = self._read_sidecar(real)
         entries: dict[str, Any] = sidecar.get(self._sidecar_field(), {})
         entries[metadata.fingerprint] = metadata.to_dict()
@@ -139,12 +180,19 @@ class FileTarget:
             raise TargetInvalid(f"{self.id}: directory {path.parent} does not exist")
         return path
 
+    def _resolve_alone(self) -> Path:
+        """:meth:`_resolve`, then refuse a file another target of the group also writes."""
+        real = self._resolve()
+        if self._group is not None:
+            self._group.check(self, real)
+        return real
+
     def _sidecar_field(self) -> str:
         return self.field or _RAW_FIELD
 
     def _read_text(self, real: Path) -> str | None:
         try:
-            return real.read_text(encoding="utf-8")
+            return _read_regular(real, self.id)
         except FileNotFoundError:
             return None
         except PermissionError as exc:
@@ -262,7 +310,7 @@ class FileTarget:
     def _read_sidecar(self, real: Path) -> dict[str, Any]:
         path = self._sidecar_path(real)
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = json.loads(_read_regular(path, f"{self.id} (metadata {path.name})"))
         except FileNotFoundError:
             return {}
         except ValueError:
@@ -275,6 +323,46 @@ class FileTarget:
     def _write_sidecar(self, real: Path, data: dict[str, Any]) -> None:
         sidecar = FileTarget(self._sidecar_path(real), file_format="raw", mode=DEFAULT_MODE)
         sidecar._atomic_write(sidecar.path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def _fields_overlap(first: str | None, second: str | None) -> bool:
+    """Two fields of one file collide: equal, whole-file (None), or nested YAML paths."""
+    if not first or not second or first == second:
+        return True
+    return first.startswith(second + ".") or second.startswith(first + ".")
+
+
+#: What ``stat`` calls each kind of file that is not a regular one, for the refusal message.
+_KINDS: Final = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def _read_regular(path: Path, where: str) -> str:
+    """The UTF-8 text of ``path`` if it is a regular file; TargetInvalid for anything else.
+
+    Opened non-blocking, so a FIFO never hangs the run (nobody may ever write to it), and
+    checked with fstat on the open descriptor, so what is read is what was checked.
+    FileNotFoundError, PermissionError, other OSErrors and UnicodeDecodeError propagate.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        mode = os.fstat(fd).st_mode
+    except OSError:
+        os.close(fd)
+        raise
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
+        raise TargetInvalid(
+            f"{where}: {path} is {kind}, not a regular file; refusing to read or replace it"
+        )
+    with os.fdopen(fd, "rb") as handle:
+        return handle.read().decode("utf-8")
 
 
 def _yaml() -> YAML:
@@ -326,7 +414,17 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+#: errno values a retry cannot fix: the location itself is wrong (a read-only filesystem, a
+#: path through a non-directory, a name too long); they are configuration problems.
+_LOCATION_ERRNOS = frozenset(
+    {errno.EROFS, errno.ENOTDIR, errno.EISDIR, errno.ENAMETOOLONG, errno.ELOOP, errno.ENOENT}
+)
+
+
 def _os_error(where: str, exc: OSError) -> TargetError:
     if isinstance(exc, PermissionError):
         return TargetForbidden(f"{where}: permission denied")
-    return TargetUnavailable(f"{where}: {exc.strerror or type(exc).__name__}")
+    reason = exc.strerror or type(exc).__name__
+    if exc.errno in _LOCATION_ERRNOS:
+        return TargetInvalid(f"{where}: {reason}")
+    return TargetUnavailable(f"{where}: {reason}")

@@ -147,6 +147,8 @@ class KubernetesSecretTarget:
         self.context = context
         self.allow_foreign_owner = allow_foreign_owner
         self.foreign_owner_labels = foreign_owner_labels
+        #: Updates answered 404 in the current write (see :meth:`_modify`).
+        self._gone = 0
         self.conflict_attempts = max(1, conflict_attempts)
         self.conflict_backoff = conflict_backoff
         if not _DATA_KEY.match(key) or len(key) > 253:
@@ -225,6 +227,7 @@ class KubernetesSecretTarget:
 
     def _modify(self, change: Callable[[Any], None], *, create: bool) -> None:
         """Apply ``change`` to the latest Secret and write it, re-reading after each 409."""
+        self._gone = 0
         for attempt in range(self.conflict_attempts):
             if attempt:
                 time.sleep(self.conflict_backoff * 2 ** (attempt - 1))
@@ -242,6 +245,13 @@ class KubernetesSecretTarget:
             change(secret)
             if self._replace(secret):
                 return
+        if self._gone == self.conflict_attempts:
+            # Every update was answered 404 although every read found the Secret: the API
+            # server will not write it here (an admission or routing problem), not a race.
+            raise TargetInvalid(
+                f"{self.id}: Secret {self.namespace}/{self.name} exists but every update was "
+                f"answered 404 Not Found ({self.conflict_attempts} attempts)"
+            )
         raise TargetConflict(
             f"{self.id}: Secret {self.namespace}/{self.name} kept changing under us "
             f"(409 Conflict on {self.conflict_attempts} attempts)",
@@ -305,7 +315,10 @@ class KubernetesSecretTarget:
                 )
             except ApiException as exc:
                 # 404: deleted since the read; the next attempt creates it again.
-                if exc.status in (404, 409):
+                if exc.status == 404:
+                    self._gone += 1
+                    return False
+                if exc.status == 409:
                     return False
                 raise
         return True

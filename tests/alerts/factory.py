@@ -22,6 +22,8 @@ def make_alert(event: AlertEvent = AlertEvent.ROTATION_FAILED, **overrides: Any)
         "key_name": "agent-prod-20260101T000000Z",
         "expires_at": EXPIRES,
         "step": "push",
+        "category": "retry",
+        "error_type": "TargetUnavailable",
         "error": "target vault:secret/agent: answered 503",
         "run_id": "run-1",
         "timestamp": NOW,
@@ -29,7 +31,14 @@ def make_alert(event: AlertEvent = AlertEvent.ROTATION_FAILED, **overrides: Any)
         "resolves": None,
     }
     if event is AlertEvent.RECOVERED:
-        fields.update(resolves="failure", error=None, step=None, summary="agent-prod: healthy")
+        fields.update(
+            resolves="failure",
+            error=None,
+            step=None,
+            category=None,
+            error_type=None,
+            summary="agent-prod: healthy",
+        )
     fields.update(overrides)
     return Alert(**fields)
 

@@ -271,6 +271,107 @@ class TestAlerterDeduplication:
         assert [entry.status for entry in receiver.log] == [500, 200]
 
 
+def slack_without_recovered(url: str) -> dict[str, Any]:
+    """A Slack hook that hears of failures only: it is never told of a recovery."""
+    return {
+        "type": "slack",
+        "webhook_url": url,
+        "events": ["rotation_failed", "switch_timeout"],
+        "repeat_interval": "4h",
+    }
+
+
+class TestAlerterIncidents:
+    """A recovery ends the incident for every hook; the next failure is a new one."""
+
+    def test_hook_without_recovered_gets_a_new_failure_at_once(
+        self,
+        receiver: AlertReceiver,
+        make_alerter: Callable[..., Alerter],
+        results: Results,
+        clock: Clock,
+    ) -> None:
+        """Fail #1 is sent, its repeat held back, and after a recovery fail #2 is sent at once."""
+        alerter = make_alerter([slack_without_recovered(receiver.url)])
+        alerter.notify(make_alert(FAILED, summary="fail #1"))
+        clock.advance(timedelta(minutes=10))
+        alerter.notify(make_alert(FAILED, summary="fail #1 again"))
+        alerter.notify(make_alert(RECOVERED, resolves="failure"))
+        clock.advance(timedelta(minutes=10))
+        alerter.notify(make_alert(FAILED, summary="fail #2"))
+        assert ["fail #2" in b["text"] for b in receiver.bodies()] == [False, True]
+        assert "fail #1" in receiver.bodies()[0]["text"]
+        assert results.calls == [
+            ("slack[0]", "sent"),
+            ("slack[0]", "suppressed"),
+            ("slack[0]", "sent"),
+        ]
+
+    def test_the_reset_survives_in_the_state_file(
+        self,
+        receiver: AlertReceiver,
+        make_alerter: Callable[..., Alerter],
+        clock: Clock,
+        tmp_path: Path,
+    ) -> None:
+        """Each notify from a new process (cron) sees the previous one's state, reset included."""
+        state = tmp_path / "history.jsonl.alerts.json"
+
+        def run(alert: Alert) -> None:
+            make_alerter([slack_without_recovered(receiver.url)], state_path=state).notify(alert)
+
+        run(make_alert(FAILED, summary="fail #1"))
+        clock.advance(timedelta(minutes=10))
+        run(make_alert(FAILED, summary="fail #1 again"))
+        run(make_alert(RECOVERED, resolves="failure"))
+        assert json.loads(state.read_text()) == []
+        clock.advance(timedelta(minutes=10))
+        run(make_alert(FAILED, summary="fail #2"))
+        assert len(receiver.received) == 2
+        assert "fail #2" in receiver.bodies()[1]["text"]
+        assert oct(state.stat().st_mode & 0o777) == "0o600"
+
+    def test_undelivered_recovery_still_ends_the_incident(
+        self,
+        receiver: AlertReceiver,
+        make_alerter: Callable[..., Alerter],
+        clock: Clock,
+    ) -> None:
+        """A recovered that could not be delivered is retried later; a new failure is sent."""
+        alerter = make_alerter([webhook(receiver.url, repeat_interval="4h")], retries=1)
+        alerter.notify(make_alert(FAILED))
+        receiver.fail_next("POST", "/.*", 500)
+        alerter.notify(make_alert(RECOVERED, resolves="failure"))
+        alerter.notify(make_alert(RECOVERED, resolves="failure"))
+        clock.advance(timedelta(minutes=1))
+        alerter.notify(make_alert(FAILED))
+        assert [b["event"] for b in receiver.bodies()] == [
+            "rotation_failed",
+            "recovered",
+            "rotation_failed",
+        ]
+
+    def test_a_new_failure_before_the_resolution_got_through_is_sent(
+        self,
+        receiver: AlertReceiver,
+        make_alerter: Callable[..., Alerter],
+        clock: Clock,
+    ) -> None:
+        """The failure after an undelivered recovery is a new incident: delivered at once."""
+        alerter = make_alerter([webhook(receiver.url, repeat_interval="4h")], retries=1)
+        alerter.notify(make_alert(FAILED))
+        receiver.fail_next("POST", "/.*", 500)
+        alerter.notify(make_alert(RECOVERED, resolves="failure"))
+        clock.advance(timedelta(minutes=1))
+        alerter.notify(make_alert(FAILED))
+        alerter.notify(make_alert(RECOVERED, resolves="failure"))
+        assert [b["event"] for b in receiver.bodies()] == [
+            "rotation_failed",
+            "rotation_failed",
+            "recovered",
+        ]
+
+
 class TestAlerterRetries:
     """Alerter.notify: retries with backoff, bounded by attempts and deadline."""
 

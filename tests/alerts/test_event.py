@@ -23,6 +23,8 @@ DOCUMENT_KEYS = {
     "key_name",
     "expires_at",
     "step",
+    "category",
+    "error_type",
     "error",
     "run_id",
     "timestamp",

@@ -136,6 +136,7 @@ class TestSlackHook:
         text = json.dumps(body["blocks"])
         for fact in ("agent-prod", "agent-prod-20260101T000000Z", "4711", "2026-02-01T00:00:00Z"):
             assert fact in text
+        assert "*Step*\\npush" in text and "*Category*\\nretry" in text
         assert "target vault:secret/agent: answered 503" in text
         assert all(block["type"] in {"section", "context"} for block in body["blocks"])
 
@@ -268,6 +269,11 @@ class TestAlertmanagerHook:
         }
         assert posted["annotations"]["summary"] == "agent-prod: push failed"
         assert posted["annotations"]["description"] == "target vault:secret/agent: answered 503"
+        assert {k: posted["annotations"][k] for k in ("step", "category", "error_type")} == {
+            "step": "push",
+            "category": "retry",
+            "error_type": "TargetUnavailable",
+        }
         assert all(isinstance(v, str) for v in posted["annotations"].values())
         assert posted["startsAt"] == "2026-01-25T12:00:00Z"
         assert posted["endsAt"] == "2026-01-25T14:00:00Z"  # twice the repeat interval
@@ -346,6 +352,43 @@ class TestCommandHook:
             CommandHook("notify", argv, timeout=0.5).send(make_alert())
         child = int(pid_file.read_text())
         assert _gone_within(child, GONE_WITHIN)
+
+    def test_program_sees_no_credential_of_the_rotator(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A hook printing ``env`` sees PATH, HOME, LANG, LC_ALL and its own env: entries,
+        never the rotator's credentials."""
+        monkeypatch.setenv("STS_SERVICE_TOKEN", "sts-service-token-of-the-rotator")
+        monkeypatch.setenv("VAULT_TOKEN", "hvs.vault-token-of-the-rotator")
+        monkeypatch.setenv("LANG", "C.UTF-8")
+        monkeypatch.setenv("HOME", "/home/rotator")
+        monkeypatch.setenv("LC_ALL", "C.UTF-8")
+        out = tmp_path / "env.txt"
+        argv = self.script(tmp_path, f'cat >/dev/null; env > "{out}"\n')
+        config = CommandAlert.model_validate(
+            {"type": "command", "command": argv, "env": {"CHANNEL": "#ops", "PORT": 8080}}
+        )
+        build_hook(config, 0).send(make_alert())
+        printed = out.read_text()
+        names = {line.split("=", 1)[0] for line in printed.splitlines() if "=" in line}
+        # /bin/sh itself may export PWD, SHLVL or _ to what it runs: nothing from the rotator.
+        assert names - {"PWD", "SHLVL", "_", "OLDPWD"} == {
+            "PATH",
+            "HOME",
+            "LANG",
+            "LC_ALL",
+            "CHANNEL",
+            "PORT",
+        }
+        assert "CHANNEL=#ops" in printed and "PORT=8080" in printed
+        assert "of-the-rotator" not in printed
+
+    def test_stderr_with_a_prefix_of_a_key_is_masked(self, tmp_path: Path, key_value: str) -> None:
+        """A 20-character prefix of a registered key printed to stderr is masked in the error."""
+        argv = self.script(tmp_path, f"cat >/dev/null; echo 'got {key_value[:20]}' >&2; exit 1")
+        with pytest.raises(AlertDeliveryError) as info:
+            CommandHook("notify", argv, timeout=5).send(make_alert())
+        assert str(info.value) == "command hook notify: exit 1: got **********"
 
     def test_key_value_never_on_stdin(self, tmp_path: Path, key_value: str) -> None:
         """A registered key value in the error text is masked in the JSON on stdin."""

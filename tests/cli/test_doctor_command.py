@@ -196,7 +196,9 @@ class TestKubernetesRbac:
         code, document = doctor_json(world)
         assert code == 0, failed(document)
         (row,) = [
-            r for r in rows(document, "agent", "kubernetes-rbac") if "(any name)" in r["subject"]
+            r
+            for r in rows(document, "agent", "kubernetes-rbac")
+            if r["subject"].startswith("secrets (any name)")
         ]
         assert row["ok"] and row["fix"] is not None and "optional" in row["detail"]
 

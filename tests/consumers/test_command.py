@@ -99,6 +99,13 @@ def unregistered() -> Iterator[None]:
         register_secret(value)
 
 
+@pytest.fixture
+def only_value_registered(unregistered: None) -> None:
+    """Only VALUE is registered: the exact masked text does not depend on the secrets other
+    tests in this process registered (any 8+ characters of any of them are masked too)."""
+    register_secret(VALUE.reveal())
+
+
 class TestIdentity:
     """Identity, description and argument checks."""
 
@@ -274,8 +281,8 @@ class TestStdinAndEnvironment:
     def test_none_mode_gives_empty_stdin_and_no_value_in_environment(self, tmp_path: Path) -> None:
         """By default stdin is empty and the environment holds the hints but never the value."""
         body = 'cat > "$1/stdin.txt"\nenv > "$1/env.txt"\n'
-        environ = {"PATH": os.environ["PATH"], "LEAKY": VALUE.reveal(), "KEEP": "kept"}
-        consumer = make([SH, str(script(tmp_path, body)), str(tmp_path)], environ=environ)
+        env = {"LEAKY": VALUE.reveal(), "KEEP": "kept"}
+        consumer = make([SH, str(script(tmp_path, body)), str(tmp_path)], env=env)
         with capture_logs() as events:
             assert fire(consumer).phase == "switched"
         assert (tmp_path / "stdin.txt").read_text() == ""
@@ -288,20 +295,61 @@ class TestStdinAndEnvironment:
         dropped = [e for e in events if e["event"] == "command.env_dropped"]
         assert dropped[0]["variables"] == ["LEAKY"]
 
-    def test_environment_is_inherited_by_default(
+    def test_credentials_of_the_rotator_never_reach_the_command(
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        """Without ``environ`` the command gets the rotator's environment (minus the value)."""
-        monkeypatch.setenv("ROTATOR_CONSUMER_TEST", "inherited")
-        monkeypatch.setenv("ROTATOR_CONSUMER_LEAK", f"prefix-{VALUE.reveal()}")
-        body = 'env > "$1/env.txt"\n'
+        """A command printing ``env`` shows PATH, HOME, LANG, LC_ALL, its configured env and
+        the hints: none of the rotator's credentials or other variables."""
+        credentials = {
+            "STS_SERVICE_TOKEN": "sts-service-token-of-the-rotator",
+            "VAULT_TOKEN": "hvs.vault-token-of-the-rotator",
+            "AWS_SECRET_ACCESS_KEY": "aws-secret-of-the-rotator",
+            "ROTATOR_CONSUMER_OTHER": "inherited-before",
+        }
+        for name, value in credentials.items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.setenv("HOME", "/home/rotator")
+        monkeypatch.setenv("LANG", "C.UTF-8")
+        monkeypatch.setenv("LC_ALL", "C.UTF-8")
         consumer = CommandConsumer(
-            command=[SH, str(script(tmp_path, body)), str(tmp_path)], timeout=10.0
+            command=["env"], timeout=10.0, env={"AGENT_SERVICE": "stackstate-agent"}
+        )
+        with capture_logs(processors=[]) as events:
+            assert fire(consumer).phase == "switched"
+        printed = next(e for e in events if e["event"] == "command.output")["output"]
+        names = {line.split("=", 1)[0] for line in printed.splitlines() if "=" in line}
+        assert names == {
+            "PATH",
+            "HOME",
+            "LANG",
+            "LC_ALL",
+            "AGENT_SERVICE",
+            MANAGED_KEY_ENV,
+            FINGERPRINT_ENV,
+        }
+        assert "AGENT_SERVICE=stackstate-agent" in printed
+        for value in credentials.values():
+            assert value not in printed
+
+    def test_unset_locale_is_not_invented(self, tmp_path: Path) -> None:
+        """Only variables set in the rotator's environment are passed on."""
+        body = 'env > "$1/env.txt"\n'
+        consumer = make([SH, str(script(tmp_path, body)), str(tmp_path)])
+        assert fire(consumer).phase == "switched"
+        names = {line.split("=", 1)[0] for line in (tmp_path / "env.txt").read_text().splitlines()}
+        assert "LC_ALL" not in names and "HOME" not in names
+        assert "PATH" in names
+
+    def test_configured_env_overrides_an_inherited_variable(self, tmp_path: Path) -> None:
+        """``env:`` wins over the inherited PATH/LANG, so a user can pin them."""
+        body = 'echo "$LANG" > "$1/lang.txt"\n'
+        consumer = make(
+            [SH, str(script(tmp_path, body)), str(tmp_path)],
+            env={"LANG": "de_DE.UTF-8"},
+            environ={"PATH": os.environ["PATH"], "LANG": "C.UTF-8"},
         )
         assert fire(consumer).phase == "switched"
-        env = (tmp_path / "env.txt").read_text()
-        assert "ROTATOR_CONSUMER_TEST=inherited" in env
-        assert VALUE.reveal() not in env
+        assert (tmp_path / "lang.txt").read_text() == "de_DE.UTF-8\n"
 
 
 class TestOutputHygiene:
@@ -309,6 +357,7 @@ class TestOutputHygiene:
 
     BODY = 'read key\necho "connecting with $key"\necho "rejected key $key" >&2\nexit 4\n'
 
+    @pytest.mark.usefixtures("only_value_registered")
     def test_value_in_output_is_scrubbed(self, tmp_path: Path) -> None:
         """Output echoing the value is masked in the reason and in the logs."""
         consumer = make([SH, str(script(tmp_path, self.BODY))], pass_key="stdin")
@@ -337,6 +386,23 @@ class TestOutputHygiene:
             state = fire(make([SH, str(script(tmp_path, body))]))
         assert state.reason == f"exit 2: token {MASK}"
         assert admin.reveal() not in logged_text(events)
+
+    def test_printed_prefix_of_the_new_key_is_masked(self, tmp_path: Path) -> None:
+        """A command printing the first 20 characters of the key logs a mask, not the prefix."""
+        body = 'read key\nprefix=$(printf "%s" "$key" | cut -c1-20)\necho "using $prefix..."\n'
+        consumer = make([SH, str(script(tmp_path, body))], pass_key="stdin")
+        with capture_logs() as events:
+            assert fire(consumer).phase == "switched"
+        output = next(e for e in events if e["event"] == "command.output")["output"]
+        assert output == f"using {MASK}...\n"
+        assert VALUE.reveal()[:20] not in logged_text(events)
+
+    def test_fragment_of_another_registered_secret_is_masked(self, tmp_path: Path) -> None:
+        """Eight characters from the middle of any registered secret are masked in a reason."""
+        admin = Secret("admin-token-fragment-0123456789")
+        body = f"echo 'failed near {admin.reveal()[6:20]} here'\nexit 3\n"
+        state = fire(make([SH, str(script(tmp_path, body))]))
+        assert state.reason == f"exit 3: failed near {MASK} here"
 
     def test_output_is_kept_to_its_tail(self, tmp_path: Path) -> None:
         """Only the last bytes of a long output are kept; the last line is still quoted."""

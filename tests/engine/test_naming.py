@@ -1,4 +1,5 @@
-"""Names of the keys the rotator creates, ``<managed>-<YYYYMMDDTHHMMSSZ>`` (engine.naming)."""
+"""Names of the keys the rotator creates, ``<managed>-<YYYYMMDDTHHMMSSZ>[-<4 hex>]``
+(engine.naming)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ from rotator.engine.naming import (
     key_name,
     managed_description,
     managed_owner,
+    name_nonce,
     parse_key_name,
+    unique_key_name,
 )
 
 NOW = datetime(2026, 11, 24, 12, 0, 5, tzinfo=UTC)
@@ -51,6 +54,25 @@ class TestKeyName:
         """Parsing a generated name gives back the managed name and the creation second."""
         assert parse_key_name(key_name(managed, moment)) == ManagedName(managed, moment)
 
+    def test_appends_a_nonce_when_given(self) -> None:
+        """With a nonce the name ends in a dash and the four hex digits."""
+        assert key_name("agent", NOW, "0f3a") == "agent-20261124T120005Z-0f3a"
+
+    @pytest.mark.parametrize("nonce", ["0F3A", "0f3", "0f3a5", "zzzz", ""])
+    def test_refuses_a_malformed_nonce(self, nonce: str) -> None:
+        """Only four lowercase hex digits make a nonce (anything else would not parse back)."""
+        with pytest.raises(ValueError, match="four lowercase hex"):
+            key_name("agent", NOW, nonce)
+
+    @given(
+        managed=managed_names, moment=moments, nonce=st.from_regex(r"[0-9a-f]{4}", fullmatch=True)
+    )
+    def test_round_trips_with_a_nonce(self, managed: str, moment: datetime, nonce: str) -> None:
+        """Parsing a name with a nonce gives back the managed name, the second and the nonce."""
+        assert parse_key_name(key_name(managed, moment, nonce)) == ManagedName(
+            managed, moment, nonce
+        )
+
     @given(managed=managed_names, moment=moments, later=moments)
     def test_names_sort_by_creation_time(
         self, managed: str, moment: datetime, later: datetime
@@ -58,6 +80,38 @@ class TestKeyName:
         """Names of one managed key sort in the order the keys were created."""
         first, second = sorted((moment, later))
         assert key_name(managed, first) <= key_name(managed, second)
+        if first < second:  # a nonce never reorders keys of different seconds
+            assert key_name(managed, first, "ffff") < key_name(managed, second, "0000")
+
+
+class TestUniqueKeyName:
+    """unique_key_name adds a per-process nonce and never returns a taken name."""
+
+    def test_the_same_process_gets_the_same_name_for_the_same_moment(self) -> None:
+        """One salt, one managed key, one second: one name (the planner asks more than once)."""
+        salt = b"a" * 16
+        assert unique_key_name("agent", NOW, (), salt=salt) == unique_key_name(
+            "agent", NOW.replace(microsecond=5), (), salt=salt
+        )
+
+    def test_processes_with_other_salts_get_other_nonces(self) -> None:
+        """Sixteen salts give (nearly) sixteen different nonces for the same second."""
+        nonces = {name_nonce("agent", NOW, salt=bytes([n]) * 16) for n in range(16)}
+        assert len(nonces) >= 14
+
+    def test_skips_taken_names(self) -> None:
+        """Every name in ``taken`` is passed over; the result stays in the same second."""
+        salt = b"b" * 16
+        taken = {key_name("agent", NOW, name_nonce("agent", NOW, n, salt=salt)) for n in range(5)}
+        name = unique_key_name("agent", NOW, taken, salt=salt)
+        assert name not in taken
+        assert name.startswith("agent-20261124T120005Z-")
+
+    def test_the_default_salt_is_this_processs(self) -> None:
+        """Without a salt the nonce comes from this process's random salt."""
+        parsed = parse_key_name(unique_key_name("agent", NOW, ()))
+        assert parsed is not None
+        assert parsed == ManagedName("agent", NOW, name_nonce("agent", NOW))
 
 
 class TestParseKeyName:
@@ -68,6 +122,16 @@ class TestParseKeyName:
         parsed = parse_key_name("agent-prod-20261124T120005Z")
         assert parsed is not None
         assert parsed.managed == "agent-prod"
+
+    def test_accepts_the_nonce_form(self) -> None:
+        """``<managed>-<timestamp>-<4 hex>`` is a managed name with its nonce."""
+        assert parse_key_name("agent-20261124T120005Z-beef") == ManagedName("agent", NOW, "beef")
+
+    def test_both_forms_of_one_managed_key_belong_to_it(self) -> None:
+        """Keys named with and without a nonce are both keys of the same managed key."""
+        for name in ("agent-prod-20261124T120005Z", "agent-prod-20261124T120005Z-00aa"):
+            owner = managed_owner(name, ["agent", "agent-prod"])
+            assert owner is not None and owner.managed == "agent-prod"
 
     def test_a_managed_name_may_itself_end_in_digits(self) -> None:
         """A managed name with dashes and digits keeps them all before the suffix."""
@@ -86,6 +150,11 @@ class TestParseKeyName:
             "agent-2026112T120005Z",
             "agent-202611241T120005Z",
             "agent-20261124T120005Z-old",
+            "agent-20261124T120005Z-BEEF",
+            "agent-20261124T120005Z-bee",
+            "agent-20261124T120005Z-beef0",
+            "agent-20261124T120005Z-",
+            "agent-20261124T120005Z-beef-cafe",
             "agent-20261124 120005Z",
             "agent-20261324T120005Z",
             "agent-20260230T120005Z",

@@ -8,6 +8,7 @@ planner never calls a target (observing does), it only reads the state carried b
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -23,7 +24,7 @@ from rotator.engine.model import (
     ObservedKey,
     TargetObservation,
 )
-from rotator.engine.naming import key_name
+from rotator.engine.naming import ManagedName, key_name, parse_key_name
 from rotator.engine.plan import new_key_name, plan_key
 from rotator.engine.policy import Windows
 from rotator.secrets import Secret
@@ -213,7 +214,8 @@ class TestPlanKey:
         plan = plan_key(observe(EMPTY, EMPTY, EMPTY, keys=[]), NOW)
         assert plan.decision == "bootstrap"
         assert kinds(plan) == rotation("t1", "t2", "t3")
-        assert plan.new_key_name == "agent-20261124T120000Z"
+        assert plan.new_key_name is not None
+        assert re.fullmatch(r"agent-20261124T120000Z-[0-9a-f]{4}", plan.new_key_name)
         assert (plan.current, plan.failed) == (None, False)
 
     # -- 4. targets agree ----------------------------------------------------------------------
@@ -440,25 +442,50 @@ class TestPlanKey:
 
 
 class TestNewKeyName:
-    """new_key_name picks ``<managed>-<timestamp>`` unique among the listed keys."""
+    """new_key_name picks ``<managed>-<timestamp>-<nonce>`` unique among the listed keys."""
 
-    def test_uses_the_current_second_when_free(self) -> None:
-        """With no clash the name carries the current second."""
-        assert new_key_name(observe(EMPTY, keys=[FRESH]), NOW) == "agent-20261124T120000Z"
+    def test_carries_the_current_second_and_a_nonce(self) -> None:
+        """The name is the managed name, the current UTC second and four lowercase hex digits."""
+        name = new_key_name(observe(EMPTY, keys=[FRESH]), NOW)
+        assert re.fullmatch(r"agent-20261124T120000Z-[0-9a-f]{4}", name)
+        assert parse_key_name(name) == ManagedName("agent", NOW, name[-4:])
 
-    def test_moves_past_names_taken_in_the_same_second(self) -> None:
-        """When the listed keys already use this second (and the next), it moves on."""
+    def test_one_process_names_one_moment_the_same_way(self) -> None:
+        """Within one process the action text and the plan's new_key_name agree."""
+        plan = plan_key(observe(EMPTY, EMPTY, keys=[]), NOW)
+        assert plan.new_key_name is not None
+        assert plan.actions[0].detail.startswith(f"service-token {plan.new_key_name},")
+        assert new_key_name(observe(EMPTY, keys=[]), NOW) == plan.new_key_name
+
+    def test_two_processes_name_the_same_second_differently(self) -> None:
+        """Two salts (two hosts) give two names for the same key in the same second."""
+        names = {new_key_name(observe(EMPTY, keys=[]), NOW, salt=bytes([n]) * 16) for n in range(8)}
+        assert len(names) > 1
+        assert all(name.startswith("agent-20261124T120000Z-") for name in names)
+
+    def test_never_reuses_a_listed_name(self) -> None:
+        """A name StackState already lists (this second, this nonce) is not picked again."""
+        salt = b"s" * 16
+        first = new_key_name(observe(EMPTY, keys=[]), NOW, salt=salt)
+        taken = replace(FRESH, id=7, name=first)
+        second = new_key_name(observe(EMPTY, keys=[taken]), NOW, salt=salt)
+        assert second != first
+        assert second.startswith("agent-20261124T120000Z-")
+
+    def test_moves_past_names_of_the_same_second_without_a_nonce(self) -> None:
+        """Names of an older version (no nonce) in the same second do not clash."""
         same_second = listed(7, NOW, NOW + VALIDITY)
-        next_second = listed(8, NOW + timedelta(seconds=1), NOW + VALIDITY)
-        observed = observe(managed(VALUE_A, same_second), keys=[same_second, next_second])
+        observed = observe(managed(VALUE_A, same_second), keys=[same_second])
         plan = plan_key(observed, NOW, force=True)
-        assert plan.new_key_name == "agent-20261124T120002Z"
-        assert plan.actions[0].detail.startswith("service-token agent-20261124T120002Z,")
+        assert plan.new_key_name is not None
+        assert plan.new_key_name != same_second.name
+        assert plan.actions[0].detail.startswith(f"service-token {plan.new_key_name},")
 
     def test_ignores_names_of_other_managed_keys(self) -> None:
-        """A key of another managed name created in the same second does not move the name."""
+        """A key of another managed name created in the same second does not matter."""
         other = replace(FRESH, id=11, name=key_name("agent-prod", NOW))
-        assert new_key_name(observe(EMPTY, keys=[other]), NOW) == "agent-20261124T120000Z"
+        name = new_key_name(observe(EMPTY, keys=[other]), NOW)
+        assert re.fullmatch(r"agent-20261124T120000Z-[0-9a-f]{4}", name)
 
 
 # -- properties ------------------------------------------------------------------------------

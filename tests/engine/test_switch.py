@@ -158,18 +158,39 @@ class TestSwitchOver:
         assert plan.decision == "revoke"
 
     def test_previous_key_not_created_by_the_rotator_is_never_deleted(self) -> None:
-        """A previous key with a foreign name is only recorded, never deleted."""
+        """A previous key with a foreign name protects nothing: the switch completes (never
+        "revoked"), nothing is deleted, and the reason reminds that it may still be live."""
         plan = plan_key(
             pending_switch("switched", switched_at=timedelta(hours=1), previous=FOREIGN), NOW
         )
-        assert plan.decision == "revoke"
-        assert [(a.action, a.target) for a in plan.actions] == [("revoke", None)]
+        assert plan.decision == "switch"
+        assert plan.completes_switch
+        assert [(a.action, a.target) for a in plan.actions] == [("await", None)]
+        assert plan.reason.startswith("switch complete; no previous key")
         assert "not created by the rotator" in plan.reason
 
+    def test_bootstrap_switch_completes_without_a_grace_period(self) -> None:
+        """With no previous key at all, the switch completes as soon as consumers switched."""
+        plan = plan_key(
+            pending_switch("switched", rotated_ago=timedelta(seconds=5), previous=None), NOW
+        )
+        assert (plan.decision, plan.completes_switch) == ("switch", True)
+        assert "revoke" not in plan.reason
+
+    def test_due_rotation_is_not_held_back_by_a_switch_with_nothing_to_protect(self) -> None:
+        """--force rotates at once after a bootstrap, even while its consumers still roll."""
+        plan = plan_key(pending_switch("pending", previous=None), NOW, force=True)
+        assert plan.decision == "rotate"
+        assert any(a.action == "create" for a in plan.actions)
+
     def test_force_waits_for_an_unfinished_switch(self) -> None:
-        """--force does not start a new rotation while consumers may use the previous key."""
+        """--force does not start a new rotation while consumers may use the previous key: it
+        is reported blocked (category wait) and why, never silently "waiting"."""
         plan = plan_key(pending_switch("pending"), NOW, force=True)
-        assert plan.decision == "switch"
+        assert plan.decision == "blocked"
+        assert plan.failure is not None
+        assert (plan.failure.step, plan.failure.category) == ("switch", "wait")
+        assert "not forced" in plan.reason
         assert all(a.action != "create" for a in plan.actions)
 
     def test_finished_switch_is_ok(self) -> None:

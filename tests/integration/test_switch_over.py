@@ -208,7 +208,8 @@ class TestSyncedSecret:
     """A Secret synced from Vault switches when it holds the new value."""
 
     def test_revocation_waits_until_the_synced_secret_matches(self, world: World) -> None:
-        """No revoke while the synced Secret holds the old value; revoke once it matches."""
+        """The switch-over waits while the synced Secret holds another value and completes once
+        it matches (a bootstrap: no previous key, so nothing is revoked)."""
         world.add_key(
             "agent",
             consumers=[
@@ -238,8 +239,9 @@ class TestSyncedSecret:
         )
         settled = world.rotator("rotate", "--output", "json")
         (entry,) = json.loads(settled.out)["keys"]
-        assert entry["decision"] == "revoke"
-        assert entry["outcome"] == "revoked"
+        assert entry["decision"] == "switch"
+        assert entry["reason"].startswith("switch complete; no previous key")
+        assert entry["outcome"] == "unchanged"
         assert world.secret_annotations("agent")["rotator.stackstate.io/fingerprint"] == (
             fingerprint(value)
         )

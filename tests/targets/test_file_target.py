@@ -5,15 +5,22 @@ from __future__ import annotations
 import json
 import os
 import stat
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from rotator.config import load_config
 from rotator.errors import TargetInvalid
+from rotator.sandbox.stackstate import StackStateEmulator
 from rotator.secrets import Secret
 from rotator.targets.base import KeyMetadata
-from rotator.targets.file import FileTarget
+from rotator.targets.file import FileTarget, FileTargetGroup
+from rotator.wiring import build_runtime
+from tests.plugins.cli import CliRunner, sandbox_config
+from tests.plugins.config import minimal_config
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
@@ -228,3 +235,139 @@ class TestMetadata:
         target.write(Secret("ours-value-1"), meta(Secret("ours-value-1")))
         path.write_text("hand-made-value")
         assert target.read().managed_metadata is None
+
+
+class TestNotARegularFile:
+    """A FIFO, a directory or a device is refused, never opened for a blocking read."""
+
+    @pytest.mark.timeout(20)
+    def test_fifo_is_refused_without_hanging(self, tmp_path: Path) -> None:
+        """A named pipe nobody writes to: read and write refuse at once (it used to hang)."""
+        path = tmp_path / "api_key"
+        os.mkfifo(path)
+        target = FileTarget(path)
+        with pytest.raises(TargetInvalid, match="is a FIFO"):
+            target.read()
+        value = Secret("fifo-value-0123456789")
+        with pytest.raises(TargetInvalid, match="not a regular file"):
+            target.write(value, meta(value))
+        assert stat.S_ISFIFO(path.lstat().st_mode)
+
+    def test_directory_is_refused(self, tmp_path: Path) -> None:
+        """A directory at the path is named as such and left alone."""
+        path = tmp_path / "stackstate.yaml"
+        path.mkdir()
+        target = FileTarget(path, file_format="yaml", field="api_key")
+        with pytest.raises(TargetInvalid, match="is a directory"):
+            target.read()
+        value = Secret("dir-value-0123456789")
+        with pytest.raises(TargetInvalid, match="is a directory"):
+            target.write(value, meta(value))
+        assert path.is_dir()
+
+    def test_character_device_is_refused(self) -> None:
+        """/dev/null is a device, not a key file."""
+        with pytest.raises(TargetInvalid, match="is a character device"):
+            FileTarget(Path("/dev/null")).read()
+
+    @pytest.mark.timeout(20)
+    def test_fifo_as_sidecar_is_refused(self, tmp_path: Path) -> None:
+        """The metadata sidecar is checked the same way."""
+        path = tmp_path / "api_key"
+        path.write_text("value-in-the-file-0123\n")
+        os.mkfifo(tmp_path / "api_key.rotator.json")
+        with pytest.raises(TargetInvalid, match="is a FIFO"):
+            FileTarget(path).read()
+
+
+class TestSameRealFile:
+    """Targets of one configuration never write one data key of one real file."""
+
+    def test_symlinked_directory_is_refused_at_read_and_write(self, tmp_path: Path) -> None:
+        """Two targets, one through a symlinked directory: both refuse, naming the other."""
+        real = tmp_path / "etc"
+        real.mkdir()
+        (tmp_path / "link").symlink_to(real)
+        group = FileTargetGroup()
+        first = FileTarget(
+            real / "stackstate.yaml", file_format="yaml", field="api_key", group=group
+        )
+        second = FileTarget(
+            tmp_path / "link" / "stackstate.yaml", file_format="yaml", field="api_key", group=group
+        )
+        with pytest.raises(TargetInvalid, match="is also the file of target"):
+            first.read()
+        value = Secret("same-file-value-0123")
+        with pytest.raises(TargetInvalid, match=str(first.id).replace("[", r"\[")):
+            second.write(value, meta(value))
+        assert not (real / "stackstate.yaml").exists()
+
+    def test_other_fields_of_one_file_are_allowed(self, tmp_path: Path) -> None:
+        """Two YAML fields of one file do not collide (as in the configuration check)."""
+        path = tmp_path / "stackstate.yaml"
+        path.write_text(AGENT_YAML)
+        group = FileTargetGroup()
+        first = FileTarget(path, file_format="yaml", field="api_key", group=group)
+        other = FileTarget(path, file_format="yaml", field="other_key", group=group)
+        value = Secret("first-field-value-01")
+        first.write(value, meta(value))
+        assert other.read().value is None
+        assert first.read().value == value
+
+    def test_nested_fields_of_one_file_collide(self, tmp_path: Path) -> None:
+        """``agent`` and ``agent.api_key`` overlap: refused."""
+        path = tmp_path / "stackstate.yaml"
+        group = FileTargetGroup()
+        FileTarget(path, file_format="yaml", field="agent", group=group)
+        nested = FileTarget(path, file_format="yaml", field="agent.api_key", group=group)
+        with pytest.raises(TargetInvalid, match="same data key"):
+            nested.read()
+
+
+class TestWiredTogether:
+    """build_runtime puts every file target of a configuration in one group."""
+
+    def test_symlink_made_after_the_check_is_refused_at_runtime(
+        self, tmp_path: Path, write_config: Callable[[dict[str, Any]], Path]
+    ) -> None:
+        """Distinct paths when the configuration was checked, one file by the time of the run:
+        the targets refuse to read it (the check runs again where the files are)."""
+        etc, other = tmp_path / "etc", tmp_path / "other"
+        etc.mkdir()
+        other.mkdir()
+        data = minimal_config()
+        data["keys"][0]["targets"] = [{"type": "file", "path": str(etc / "key")}]
+        data["keys"].append(
+            {
+                **data["keys"][0],
+                "name": "second",
+                "targets": [{"type": "file", "path": str(other / "key")}],
+            }
+        )
+        config = load_config(write_config(data))
+        other.rmdir()
+        other.symlink_to(etc)
+        with build_runtime(config) as runtime:
+            target = runtime.specs[1].targets[0]
+            with pytest.raises(TargetInvalid, match="is also the file of target"):
+                target.read()
+
+    @pytest.mark.timeout(30)
+    def test_rotate_with_a_fifo_target_fails_instead_of_hanging(
+        self,
+        tmp_path: Path,
+        run_cli: CliRunner,
+        stackstate: StackStateEmulator,
+        write_config: Callable[[dict[str, Any]], Path],
+    ) -> None:
+        """``rotate`` with a FIFO as file target exits 1 naming it, and creates no key."""
+        fifo = tmp_path / "api_key"
+        os.mkfifo(fifo)
+        data = sandbox_config(stackstate)
+        data["keys"][0]["targets"] = [{"type": "file", "path": str(fifo)}]
+        result = run_cli(
+            "--config", str(write_config(data)), "rotate", "--lock-file", str(tmp_path / "l")
+        )
+        assert result.code == 1
+        assert "FIFO" in result.out + result.err
+        assert stackstate.keys("service-token") == []
