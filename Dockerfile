@@ -15,6 +15,7 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
 
 WORKDIR /src
 # .dockerignore admits only what the wheel is built from: pyproject.toml, README.md, rotator/.
+# The emulators (sandbox/, a distribution of their own for tests and demos) never get in.
 COPY pyproject.toml README.md ./
 COPY rotator ./rotator
 RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .

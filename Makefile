@@ -4,20 +4,22 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench clean
+.PHONY: demo test lint typecheck unit faults bench clean
 
-$(STAMP): pyproject.toml
+# The product with its test extra, and the emulators (sandbox/: a distribution of its own that the
+# product's wheel and image never contain).
+$(STAMP): pyproject.toml sandbox/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test]' -e ./sandbox
 	@touch $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/rotator --log-level warning demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check rotator tests bench
-	$(BIN)/ruff format --check rotator tests bench
+	$(BIN)/ruff check rotator sandbox tests bench
+	$(BIN)/ruff format --check rotator sandbox tests bench
 	$(BIN)/mypy
 	$(BIN)/hadolint Dockerfile
 
@@ -30,8 +32,16 @@ unit: $(STAMP)
 test: lint
 	$(BIN)/pytest -n auto --cov --cov-report=term:skip-covered
 
+# The fault matrix (tests/faults): every step x fault, then the table of what each reported.
+FAULTS_RESULTS ?= build/faults-results.jsonl
+faults: $(STAMP)
+	@mkdir -p $(dir $(FAULTS_RESULTS)) && rm -f $(FAULTS_RESULTS)
+	@FAULTS_RESULTS=$(abspath $(FAULTS_RESULTS)) $(BIN)/pytest -q -p no:cacheprovider -n auto \
+		tests/faults; status=$$?; \
+		$(BIN)/python -m tests.faults.report $(FAULTS_RESULTS); exit $$status
+
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage build *.egg-info
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage build *.egg-info sandbox/*.egg-info

@@ -18,10 +18,10 @@ from pathlib import Path
 from rotator.engine.model import KeySpec
 from rotator.engine.policy import Windows
 from rotator.engine.run import run_once
-from rotator.sandbox.stackstate import StackStateEmulator
 from rotator.secrets import Secret
 from rotator.stackstate import StackStateClient
 from rotator.targets.file import FileTarget
+from rotator_sandbox.stackstate import StackStateEmulator
 
 SIZES = (10, 100, 300)
 

@@ -10,9 +10,9 @@ import time
 import tracemalloc
 from datetime import UTC, datetime, timedelta
 
-from rotator.sandbox.stackstate import StackStateEmulator
 from rotator.secrets import Secret
 from rotator.stackstate import StackStateClient
+from rotator_sandbox.stackstate import StackStateEmulator
 
 LISTED_KEYS = 5000
 CREATES = 50

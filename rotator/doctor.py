@@ -80,7 +80,6 @@ from rotator.permissions import (
     derive_permissions,
     role_rules,
 )
-from rotator.presets import effective_consumers, effective_targets, helm_hint
 from rotator.secrets import redact
 from rotator.stackstate import StackStateClient
 from rotator.targets.vault import VaultSession
@@ -575,8 +574,9 @@ def _raw_json(response: Any) -> Any:
 def _exists(env: DoctorEnv, permission: KubernetesPermission, name: str) -> bool | None:
     """Whether object ``name`` of the permission's type exists (None: cannot tell).
 
-    The answer is not read (``_preload_content=False``): only the status matters, and a Secret's
-    data never reaches this process's memory.
+    Only the status matters: the body is drained unparsed and discarded (``drain_conn``), never
+    decoded into objects. (Releasing a connection with its body unread puts it back in the
+    pool mid-answer, and the next request on it fails with "connection lost".)
     """
     readers = {
         "secrets": lambda: env.kube.core(permission.context).read_namespaced_secret,
@@ -592,7 +592,10 @@ def _exists(env: DoctorEnv, permission: KubernetesPermission, name: str) -> bool
             _preload_content=False,
             _request_timeout=env.kube.request_timeout,
         )
-        response.release_conn()
+        try:
+            response.drain_conn()
+        finally:
+            response.release_conn()
     except ApiException as exc:
         return False if exc.status == 404 else None
     except (urllib3.exceptions.HTTPError, ConfigError, ConfigException):
@@ -788,7 +791,7 @@ def file_writable(env: DoctorEnv, key: cfg.ManagedKey) -> list[CheckResult]:
     """Each file target can be written atomically: its directory is writable, the file readable."""
     del env
     rows = []
-    for target in effective_targets(key):
+    for target in key.effective_targets:
         if isinstance(target, cfg.FileTarget):
             rows.append(_file_row(target.path))
     return rows
@@ -818,7 +821,7 @@ def command_available(env: DoctorEnv, key: cfg.ManagedKey) -> list[CheckResult]:
     may hold anything)."""
     del env
     rows = []
-    for consumer in effective_consumers(key):
+    for consumer in key.effective_consumers:
         if isinstance(consumer, cfg.CommandConsumer):
             program = consumer.command[0]
             found = shutil.which(program)
@@ -848,8 +851,8 @@ def secret_owner(env: DoctorEnv, key: cfg.ManagedKey) -> list[CheckResult]:
 
     labels = env.config.kubernetes.foreign_owner_labels
     rows = []
-    hint = helm_hint(key.preset)
-    for spec in effective_targets(key):
+    hint = key.helm_hint
+    for spec in key.effective_targets:
         if not isinstance(spec, cfg.KubernetesSecretTarget):
             continue
         target = build_target(spec, env.kube, None, labels)
@@ -894,7 +897,7 @@ def consumers(env: DoctorEnv, key: cfg.ManagedKey) -> list[CheckResult]:
     from rotator.wiring import build_consumers  # noqa: PLC0415 - the one place adapters are built
 
     rows = []
-    for spec in effective_consumers(key):
+    for spec in key.effective_consumers:
         for consumer in build_consumers(spec, env.kube, key, env.config.kubernetes.context):
             resolution = consumer.resolve()
             rows += [

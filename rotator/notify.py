@@ -1,6 +1,6 @@
 """From run results to alerts: which events a managed key's run raises.
 
-Events (``rotator.config.AlertEvent``):
+Events (``rotator.alerts.event.AlertEvent``):
 
 - ``rotation_failed`` — the key failed (any step but a switch timeout);
 - ``switch_timeout`` — consumers did not switch within ``switch_timeout`` (old key kept): a
@@ -26,8 +26,7 @@ from datetime import datetime, timedelta
 from typing import Final
 
 from rotator.alerts.dispatch import Alerter
-from rotator.alerts.event import Alert
-from rotator.config import AlertEvent
+from rotator.alerts.event import Alert, AlertEvent
 from rotator.engine.model import Failure, KeyResult, KeySpec, RunReport
 from rotator.history import History
 from rotator.metrics import failure_of

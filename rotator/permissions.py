@@ -1,7 +1,7 @@
 """Everything the rotator needs permission for, derived from a configuration in one place.
 
 :func:`derive_permissions` reads a loaded :class:`~rotator.config.RotatorConfig` (presets
-expanded through :func:`rotator.presets.effective_targets` / ``effective_consumers``) and returns
+expanded: ``key.effective_targets`` / ``effective_consumers`` / ``adopt_source``) and returns
 a :class:`PermissionModel`: the Kubernetes RBAC verbs, Vault policy capabilities and StackState
 permissions each managed key relies on, each with a one-line reason. Both users read the same
 model, so they can never disagree:
@@ -79,7 +79,6 @@ from dataclasses import dataclass, field, replace
 from typing import Final, Literal
 
 from rotator import config as cfg
-from rotator.presets import adopt_source, effective_consumers, effective_targets
 
 #: Kubernetes API group of each resource the rotator touches ("" is the core group).
 API_GROUPS: Final[dict[str, str]] = {
@@ -293,7 +292,7 @@ def derive_permissions(config: cfg.RotatorConfig) -> PermissionModel:
     for key in config.keys:
         names = (key.name,)
         _stackstate_permissions(out, key, names)
-        source = adopt_source(key.preset)
+        source = key.adopt_source
         if source is not None:
             out.add_kubernetes(
                 KubernetesPermission(
@@ -307,13 +306,13 @@ def derive_permissions(config: cfg.RotatorConfig) -> PermissionModel:
                     keys=names,
                 )
             )
-        for target in effective_targets(key):
+        for target in key.effective_targets:
             if isinstance(target, cfg.KubernetesSecretTarget):
                 _secret_target(out, target, target.context or default_context, names)
             elif isinstance(target, cfg.VaultKvTarget):
                 uses_vault = True
                 _vault_target(out, target, names)
-        for consumer in effective_consumers(key):
+        for consumer in key.effective_consumers:
             if isinstance(consumer, cfg.KubernetesWorkloadConsumer):
                 _workload_consumer(out, consumer, consumer.context or default_context, names)
             elif isinstance(consumer, cfg.SyncedSecretConsumer):

@@ -23,13 +23,6 @@ from rotator.engine.model import KeySpec
 from rotator.engine.policy import Windows
 from rotator.errors import ConfigError
 from rotator.kube import KubeClients
-from rotator.presets import (
-    adopt_source,
-    effective_consumers,
-    effective_targets,
-    helm_hint,
-    helm_values,
-)
 from rotator.secrets import Secret
 from rotator.stackstate import StackStateClient
 from rotator.targets.base import Target
@@ -161,7 +154,7 @@ def build_consumers(
         context = spec.context or default_context
         secrets = [
             t
-            for t in effective_targets(key)
+            for t in key.effective_targets
             if isinstance(t, cfg.KubernetesSecretTarget)
             and t.namespace == spec.namespace
             and (t.context or default_context) == context
@@ -180,7 +173,7 @@ def build_consumers(
                 action=spec.action,
                 context=spec.context,
                 legacy_secrets=spec.legacy_secrets,
-                migration_hint=helm_hint(key.preset),
+                migration_hint=key.helm_hint,
             )
             for t in secrets
         ]
@@ -242,7 +235,7 @@ def key_spec(
         jitter=policy.schedule.jitter,
         recheck=policy.schedule.recheck,
         adopt_from=adopt_from,
-        helm_values=tuple(helm_values(key.preset)),
+        helm_values=key.helm_values,
     )
 
 
@@ -256,14 +249,14 @@ def build_runtime(config: cfg.RotatorConfig) -> Runtime:
     files = FileTargetGroup()
     specs = []
     for key in config.keys:
-        source = adopt_source(key.preset)
+        source = key.adopt_source
         specs.append(
             key_spec(
                 key,
-                [build_target(t, kube, vault, labels, files) for t in effective_targets(key)],
+                [build_target(t, kube, vault, labels, files) for t in key.effective_targets],
                 [
                     adapter
-                    for c in effective_consumers(key)
+                    for c in key.effective_consumers
                     for adapter in build_consumers(c, kube, key, context)
                 ],
                 build_target(source, kube, vault, labels) if source is not None else None,

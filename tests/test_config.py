@@ -11,9 +11,10 @@ import pytest
 from pydantic import SecretStr, ValidationError
 from ruamel.yaml import YAML
 
+from rotator.alerts.event import AlertEvent
+from rotator.cli.config_cmd import describe_key
 from rotator.config import (
     DEFAULT_ALERT_EVENTS,
-    AlertEvent,
     CommandConsumer,
     Defaults,
     FileTarget,
@@ -33,7 +34,6 @@ from rotator.config import (
     VaultTokenAuth,
     WebhookAlert,
     config_json_schema,
-    describe_key,
     load_config,
     resolve_config_path,
     validation_error_lines,

@@ -12,8 +12,9 @@ No Docker engine runs on our machines, so the image is checked through its parts
   dropped for speed, and the read-only root filesystem is approximated by checking that running
   the commands writes nothing into the installation;
 - the installed ``rotator`` run with the image's environment: ``--version``, ``--help``, ``run
-  --help``, ``check-config`` of the Helm chart's ConfigMap, and the daemon itself against the
-  StackState emulator;
+  --help``, ``check-config`` of the Helm chart's ConfigMap, the daemon itself against the
+  StackState emulator (which runs in the test process: the image has no emulators, and ``rotator
+  demo`` there says how to install them);
 - the plain YAML under ``deploy/`` (the alert rules). The Helm chart and the systemd units have
   tests of their own under ``tests/deploy/``.
 """
@@ -42,7 +43,7 @@ import yaml
 from packaging.requirements import Requirement
 
 from rotator.config import ServerSettings
-from rotator.sandbox.stackstate import StackStateEmulator
+from rotator_sandbox.stackstate import StackStateEmulator
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = ROOT / "Dockerfile"
@@ -147,6 +148,13 @@ class TestDockerfile:
         assert len(installs) == 1
         assert "--no-cache-dir /wheels/*.whl" in installs[0]
         assert not [run for run in runtime.all("RUN") if "apt" in run]
+
+    def test_never_copies_or_installs_the_sandbox(self, dockerfile: Dockerfile) -> None:
+        """No stage copies sandbox/ or installs the emulators' distribution."""
+        for stage in dockerfile.stages:
+            for instruction, args in stage.instructions:
+                if instruction in {"COPY", "ADD", "RUN"}:
+                    assert "sandbox" not in args, (instruction, args)
 
     def test_entrypoint_is_rotator_and_command_is_run(self, dockerfile: Dockerfile) -> None:
         """ENTRYPOINT and CMD are exec form: ``rotator`` with default command ``run``."""
@@ -278,7 +286,13 @@ class TestBuildContext:
         """pyproject.toml, README.md and the package with its data files are in the context."""
         for name in ("pyproject.toml", "README.md", "rotator/__init__.py", "rotator/py.typed"):
             assert (context / name).is_file(), name
-        assert (context / "rotator/sandbox/stackstate-openapi.yaml").is_file()
+
+    def test_keeps_the_emulators_out(self, context: Path) -> None:
+        """Neither sandbox/ (the emulators' distribution) nor an OpenAPI excerpt gets in."""
+        assert not (context / "sandbox").exists()
+        assert not (context / "rotator" / "sandbox").exists()
+        assert not [p for p in context.rglob("*") if p.is_dir() and "sandbox" in p.name]
+        assert not list(context.rglob("stackstate-openapi.yaml"))
 
     def test_keeps_everything_else_out(self, context: Path) -> None:
         """No tests, virtualenv, git data, deploy files, local configs or bytecode get in."""
@@ -293,11 +307,12 @@ class TestWheel:
     """The wheel the builder stage produces."""
 
     def test_contains_package_data(self, wheel: Path) -> None:
-        """The OpenAPI excerpt the emulator serves and the py.typed marker are packaged."""
+        """The py.typed marker is packaged; the emulators and the OpenAPI excerpt are not."""
         names = set(zipfile.ZipFile(wheel).namelist())
-        assert "rotator/sandbox/stackstate-openapi.yaml" in names
         assert "rotator/py.typed" in names
         assert "rotator/cli/__init__.py" in names
+        assert not [n for n in names if n.startswith(("rotator_sandbox/", "rotator/sandbox/"))]
+        assert not [n for n in names if n.endswith("stackstate-openapi.yaml")]
 
     def test_contains_no_tests_or_bytecode(self, wheel: Path) -> None:
         """Only the ``rotator`` package and its metadata, no tests, bench or .pyc files."""
@@ -397,13 +412,23 @@ class TestInstalledImage:
         assert Path(result.stdout.strip()).is_relative_to(image.venv)
 
     def test_test_extra_is_not_installed(self, image: Image) -> None:
-        """pytest, mypy and the other test-only packages are not in the image."""
-        code = (
-            "import importlib.util as u;"
-            "print([m for m in ('pytest', 'mypy', 'hypothesis', 'jsonschema') if u.find_spec(m)])"
-        )
+        """pytest, mypy, the other test-only packages and the emulators are not in the image."""
+        modules = ("pytest", "mypy", "hypothesis", "jsonschema", "rotator_sandbox")
+        code = f"import importlib.util as u; print([m for m in {modules!r} if u.find_spec(m)])"
         result = run([image.venv / "bin" / "python", "-c", code], COMMAND_TIMEOUT, env=image.env)
         assert result.stdout.strip() == "[]"
+
+    def test_sandbox_commands_say_how_to_get_the_emulators(self, image: Image) -> None:
+        """``rotator demo`` and ``rotator sandbox`` exit 2 naming ``pip install -e ./sandbox``."""
+        for command in ("demo", "sandbox"):
+            result = subprocess.run(
+                [image.venv / "bin" / "rotator", command],
+                capture_output=True, text=True, timeout=COMMAND_TIMEOUT, env=image.env,
+                cwd=image.scratch, check=False,
+            )  # fmt: skip
+            assert result.returncode == 2, result.stderr
+            assert "Traceback" not in result.stderr
+            assert "pip install -e ./sandbox" in " ".join(result.stderr.split())
 
     def test_version_and_help_run(self, image: Image) -> None:
         """``--version`` prints the package version; ``--help`` lists the commands."""

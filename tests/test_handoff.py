@@ -38,7 +38,7 @@ from rotator.handoff import (
 )
 from rotator.kube import KubeClients
 from rotator.leader import LeaderElector, LeaseLock
-from rotator.sandbox.kubernetes import KubernetesEmulator
+from rotator_sandbox.kubernetes import KubernetesEmulator
 from tests.plugins.clock import FrozenClock
 
 NAMESPACE = "default"

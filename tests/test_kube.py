@@ -12,8 +12,8 @@ from kubernetes import client as k8s_client
 
 from rotator.errors import ConfigError
 from rotator.kube import KubeClients
-from rotator.sandbox.kubernetes import KubernetesEmulator
-from rotator.sandbox.kubernetes_config import generate_tls
+from rotator_sandbox.kubernetes import KubernetesEmulator
+from rotator_sandbox.kubernetes_config import generate_tls
 
 TIMEOUT = 5.0
 

@@ -33,7 +33,7 @@ from rotator.leader import (
     MicroTime,
     format_microtime,
 )
-from rotator.sandbox.kubernetes import KubernetesEmulator
+from rotator_sandbox.kubernetes import KubernetesEmulator
 from tests.plugins.kubernetes import KubeClock
 
 NAMESPACE = "default"

@@ -8,8 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rotator.alerts.event import Alert
-from rotator.config import AlertEvent
+from rotator.alerts.event import Alert, AlertEvent
 from rotator.engine.model import CurrentKey, Failure, KeyPlan, KeyResult
 from rotator.errors import Category
 from rotator.notify import alerts_for, config_invalid, config_recovered

@@ -8,8 +8,8 @@ from __future__ import annotations
 import pytest
 
 from rotator.errors import StackStateUnauthorized
-from rotator.sandbox.stackstate import StackStateEmulator
 from rotator.secrets import Secret
+from rotator_sandbox.stackstate import StackStateEmulator
 from tests.test_stackstate_client import make_client
 
 

@@ -33,8 +33,6 @@ from rotator.errors import (
     StackStateUnauthorized,
     StackStateUnreachable,
 )
-from rotator.sandbox.kubernetes_config import generate_tls
-from rotator.sandbox.stackstate import StackStateEmulator
 from rotator.secrets import Secret
 from rotator.stackstate import (
     KEY_KINDS,
@@ -46,6 +44,8 @@ from rotator.stackstate import (
     parse_retry_after,
     to_epoch_ms,
 )
+from rotator_sandbox.kubernetes_config import generate_tls
+from rotator_sandbox.stackstate import StackStateEmulator
 from tests.plugins.stackstate import MutableClock
 
 INGEST_ROLE = "stackstate-ingest-telemetry"

@@ -1,7 +1,7 @@
 """Alert hooks: where the rotator tells a human (or an incident tool) that it needs attention.
 
-- :mod:`rotator.alerts.event` — :class:`~rotator.alerts.event.Alert`, the one alert shape, and
-  its documented JSON document;
+- :mod:`rotator.alerts.event` — :class:`~rotator.alerts.event.AlertEvent`, the events;
+  :class:`~rotator.alerts.event.Alert`, the one alert shape, and its documented JSON document;
 - :mod:`rotator.alerts.base` — the :class:`~rotator.alerts.base.AlertHook` Protocol every hook
   satisfies and :class:`~rotator.alerts.base.AlertDeliveryError`;
 - one module per hook type: :mod:`~rotator.alerts.webhook`, :mod:`~rotator.alerts.slack`,

@@ -34,8 +34,7 @@ from datetime import timedelta
 from typing import Any, Final
 
 from rotator.alerts._http import post_json
-from rotator.alerts.event import SOURCE, Alert, events_of_class, rfc3339, severity_of
-from rotator.config import AlertEvent
+from rotator.alerts.event import SOURCE, Alert, AlertEvent, events_of_class, rfc3339, severity_of
 
 ALERTNAME_PREFIX: Final = "StackStateKeyRotator"
 #: How long a firing alert lasts without a re-send when no ``hold`` is given.

@@ -53,12 +53,11 @@ import structlog
 from rotator.alerts.alertmanager import AlertmanagerHook
 from rotator.alerts.base import AlertDeliveryError, AlertHook
 from rotator.alerts.command import CommandHook
-from rotator.alerts.event import Alert
+from rotator.alerts.event import Alert, AlertEvent
 from rotator.alerts.pagerduty import PagerDutyHook
 from rotator.alerts.slack import SlackHook
 from rotator.alerts.webhook import WebhookHook
 from rotator.config import (
-    AlertEvent,
     AlertmanagerAlert,
     CommandAlert,
     PagerDutyAlert,

@@ -1,7 +1,8 @@
 """The alert: one frozen record per event, and the JSON document every hook builds on.
 
-An :class:`Alert` says what happened (``event``), to which managed key, in which step and with
-which error. Hooks do not read its fields directly: they build their bodies from
+:class:`AlertEvent` names the events (the ``events:`` of each hook in the configuration lists
+them). An :class:`Alert` says what happened (``event``), to which managed key, in which step and
+with which error. Hooks do not read its fields directly: they build their bodies from
 :meth:`Alert.to_document`, whose strings have all passed through :func:`rotator.secrets.redact`
 (defence in depth for invariant I4: a key value that slipped into an error text is masked before
 it can leave the process).
@@ -49,15 +50,28 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any, Final, Literal
 
-from rotator.config import AlertEvent
 from rotator.secrets import redact
 
 #: The ``source`` of every alert document (and of PagerDuty events).
 SOURCE: Final = "stackstate-key-rotator"
 
 Severity = Literal["critical", "error", "warning", "info"]
+
+
+class AlertEvent(StrEnum):
+    """Events an alert hook can be sent."""
+
+    ROTATION_FAILED = "rotation_failed"
+    KEY_EXPIRING = "key_expiring"
+    KEY_EXPIRED = "key_expired"
+    SWITCH_TIMEOUT = "switch_timeout"
+    CONFIG_INVALID = "config_invalid"
+    RECOVERED = "recovered"
+    ROTATION_SUCCEEDED = "rotation_succeeded"
+
 
 #: The event class of every event except ``recovered`` (whose class is its ``resolves``).
 EVENT_CLASSES: Final[dict[AlertEvent, str]] = {

@@ -31,8 +31,7 @@ import json
 from typing import Any, Final
 
 from rotator.alerts._http import post_json
-from rotator.alerts.event import SOURCE, Alert
-from rotator.config import AlertEvent
+from rotator.alerts.event import SOURCE, Alert, AlertEvent
 
 DEFAULT_URL: Final = "https://events.pagerduty.com/v2/enqueue"
 #: Documented limits of the Events API v2.

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from rotator.cli import CliState, cli, config_option
 from rotator.cli.output import emit_json
+
+if TYPE_CHECKING:
+    from rotator.config import ManagedKey
 
 
 @cli.command("check-config")
@@ -13,9 +18,6 @@ from rotator.cli.output import emit_json
 @click.pass_context
 def check_config(ctx: click.Context) -> None:
     """Validate the configuration: ``ok`` and one line per managed key, or the errors (exit 2)."""
-    from rotator.config import describe_key  # noqa: PLC0415 - keep --help fast
-    from rotator.presets import effective_targets, helm_hint  # noqa: PLC0415
-
     state = ctx.ensure_object(CliState)
     config = state.load_config()
     click.echo(f"ok: {state.config_path()} ({len(config.keys)} managed keys)")
@@ -23,11 +25,43 @@ def check_config(ctx: click.Context) -> None:
         click.echo(f"  {describe_key(key)}")
         if key.preset is None:
             continue
-        for target in effective_targets(key)[:1]:
+        for target in key.effective_targets[:1]:
             click.echo(f"    preset writes {target.type} {_where(target)}")
-        hint = helm_hint(key.preset)
-        if hint is not None:
-            click.echo(f"    {hint}")
+        if key.helm_hint is not None:
+            click.echo(f"    {key.helm_hint}")
+
+
+def describe_key(key: ManagedKey) -> str:
+    """One line for ``rotator check-config``.
+
+    e.g. ``agent-prod: service-token, validity 90d, rotate 14d before expiry, 2 targets,
+    1 consumer, schedule every 1h``.
+    """
+    from rotator.timespec import format_duration  # noqa: PLC0415 - keep --help fast
+
+    policy = key.policy
+    rotate = format_duration(policy.rotate_before)
+    if policy.rotate_before_percent is not None:
+        rotate += f" ({policy.rotate_before_percent:g}% of validity)"
+    parts = [
+        str(key.kind),
+        f"validity {format_duration(policy.validity)}",
+        f"rotate {rotate} before expiry",
+        _count(len(key.targets), "target"),
+        _count(len(key.consumers), "consumer"),
+        f"schedule {policy.schedule.describe()}",
+    ]
+    if policy.windows:
+        parts.append(_count(len(policy.windows), "window"))
+    if key.preset is not None:
+        parts.append(f"preset {key.preset.type}")
+    if key.adopt_key_id is not None:
+        parts.append(f"adopts key {key.adopt_key_id}")
+    return f"{key.name}: " + ", ".join(parts)
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
 
 
 def _where(target: object) -> str:

@@ -7,7 +7,8 @@ configuration with one managed key delivered through the ``suse-observability-ag
 Vault KV path and an agent YAML file, and then runs the real engine through a whole life cycle:
 the dry-run plan with the discovered readers, the bootstrap with its restarts, the wait for every
 rollout, a forced rotation, and the revocation of the previous key once every workload rolled out.
-It prints fingerprints, never values.
+It prints fingerprints, never values. The emulators come from the separate ``sandbox/``
+distribution (``pip install -e ./sandbox``); without it the command exits 2 saying so.
 """
 
 from __future__ import annotations
@@ -64,10 +65,19 @@ def _run(
 
 @cli.command()
 def demo() -> None:
-    """Run the rotator against a local sandbox (no configuration needed)."""
-    from rotator.config import load_config  # noqa: PLC0415 - demo only
-    from rotator.sandbox.environment import EXAMPLE_KEY, Sandbox  # noqa: PLC0415
+    """Run the rotator against a local sandbox (no configuration needed).
+
+    Needs the emulators, a distribution of their own: from a checkout of this repository,
+    `pip install -e ./sandbox`.
+    """
+    from rotator.cli.sandbox_cmd import sandbox_missing  # noqa: PLC0415 - demo only
+    from rotator.config import load_config  # noqa: PLC0415
     from rotator.wiring import build_runtime  # noqa: PLC0415
+
+    try:
+        from rotator_sandbox.environment import EXAMPLE_KEY, Sandbox  # noqa: PLC0415 - optional
+    except ModuleNotFoundError as exc:
+        sandbox_missing("demo", exc)
 
     failed = False
     with tempfile.TemporaryDirectory(prefix="rotator-demo-") as tmp, Sandbox() as env:

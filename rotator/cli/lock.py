@@ -321,8 +321,7 @@ def _notify_lock(
     if not config.alerts:
         return
     from rotator.alerts.dispatch import Alerter, build_hooks  # noqa: PLC0415 - on use only
-    from rotator.alerts.event import Alert  # noqa: PLC0415
-    from rotator.config import AlertEvent  # noqa: PLC0415
+    from rotator.alerts.event import Alert, AlertEvent  # noqa: PLC0415
     from rotator.history import alert_state_path  # noqa: PLC0415
 
     alerter = Alerter(

@@ -1,4 +1,10 @@
-"""``rotator sandbox``: run the emulators in the foreground for people and their tools."""
+"""``rotator sandbox``: run the emulators in the foreground for people and their tools.
+
+The emulators are not part of the product: they are the distribution ``stackstate-key-rotator-
+sandbox`` (package ``rotator_sandbox``, ``sandbox/`` in this repository), which the operators'
+wheel and container image do not contain. Only ``rotator sandbox`` and ``rotator demo`` use it,
+importing it inside the command; without it they exit 2 saying how to install it.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +12,34 @@ import signal
 import threading
 from pathlib import Path
 from types import FrameType
+from typing import NoReturn
 
 import click
 
-from rotator.cli import cli
+from rotator.cli import EXIT_USAGE, cli
+
+#: The distribution that holds the emulators, and how to get it (it is on no package index).
+SANDBOX_DISTRIBUTION = "stackstate-key-rotator-sandbox"
+SANDBOX_INSTALL = "pip install -e ./sandbox"
+
+
+def sandbox_missing(command: str, error: ModuleNotFoundError) -> NoReturn:
+    """Exit 2 explaining how to install the emulators, when ``error`` is about them missing.
+
+    Any other missing module (a bug, or a broken installation of a dependency) is re-raised.
+    """
+    if error.name is None or error.name.partition(".")[0] != "rotator_sandbox":
+        raise error
+    click.echo(
+        f"error: `rotator {command}` needs the StackState, Vault and Kubernetes emulators, which "
+        f"are not installed. They are a distribution of their own ({SANDBOX_DISTRIBUTION}), "
+        "never part of the rotator's wheel or container image, and not on PyPI: from a checkout "
+        f"of the stackstate-key-rotator repository, run `{SANDBOX_INSTALL}` "
+        "(make demo and make test do).",
+        err=True,
+    )
+    raise click.exceptions.Exit(EXIT_USAGE)
+
 
 SERVICE_CHOICE = click.Choice(["stackstate", "vault", "kubernetes"])
 
@@ -40,8 +70,15 @@ SERVICE_CHOICE = click.Choice(["stackstate", "vault", "kubernetes"])
     help="Where to write the kubeconfig of the Kubernetes emulator.",
 )
 def sandbox(services: tuple[str, ...], port: int, config_out: Path, kubeconfig_out: Path) -> None:
-    """Serve local StackState, Vault and Kubernetes emulators until interrupted."""
-    from rotator.sandbox.environment import SERVICES, Sandbox  # noqa: PLC0415 - sandbox only
+    """Serve local StackState, Vault and Kubernetes emulators until interrupted.
+
+    Needs the emulators, a distribution of their own: from a checkout of this repository,
+    `pip install -e ./sandbox`.
+    """
+    try:
+        from rotator_sandbox.environment import SERVICES, Sandbox  # noqa: PLC0415 - optional
+    except ModuleNotFoundError as exc:
+        sandbox_missing("sandbox", exc)
 
     chosen = list(services) or list(SERVICES)
     stop = threading.Event()

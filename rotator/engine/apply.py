@@ -27,7 +27,17 @@ from typing import NoReturn
 import structlog
 
 from rotator.consumers.base import Consumer, SwitchRequest, SwitchState, consumer_token
-from rotator.engine.model import Action, Failure, KeyPlan, KeyResult, ObservedKey, Step
+from rotator.engine.model import (
+    Action,
+    ConsumerRef,
+    Failure,
+    KeyPlan,
+    KeyRef,
+    KeyResult,
+    ObservedKey,
+    Step,
+    TargetRef,
+)
 from rotator.engine.naming import managed_description
 from rotator.engine.observe import observe_consumers
 from rotator.errors import RotatorError
@@ -162,7 +172,7 @@ class Applier:
             return _Applied(KeyResult(plan, "rotated"), [])
         if plan.decision in ("bootstrap", "rotate"):
             created, metadata = self._rotate(observed, plan)
-            triggers, failure = self._consumer_triggers(observed, created.value, metadata)
+            triggers, failure = self._consumer_triggers(observed, plan, created.value, metadata)
             result = KeyResult(plan, "rotated", new_key=created.key)
             if failure is not None:
                 log.error(
@@ -183,7 +193,7 @@ class Applier:
             # A push that stopped half-way: every target holds the value now, so its
             # consumers are told to switch in this run (the switch-over has waited already).
             value, metadata = copied
-            triggers, failure = self._consumer_triggers(observed, value, metadata)
+            triggers, failure = self._consumer_triggers(observed, plan, value, metadata)
             result = KeyResult(plan, "rotated")
             if failure is not None:
                 result = dataclasses.replace(
@@ -207,9 +217,10 @@ class Applier:
         if observed.adopt_source is not None:
             by_id.setdefault(observed.adopt_source.target.id, observed.adopt_source)
         for action in plan.actions:
-            if action.action != "push" or action.source is None or action.target is None:
+            if action.action != "push" or action.source is None:
                 continue
-            source = by_id[action.source].state
+            assert isinstance(action.subject, TargetRef)
+            source = by_id[action.source.id].state
             assert source is not None and source.value is not None
             metadata = source.managed_metadata or KeyMetadata(
                 key_id=None,
@@ -219,7 +230,7 @@ class Applier:
                 expires_at=None,
                 rotated_at=self._clock(),
             )
-            self._push(by_id[action.target].target, source.value, metadata, action)
+            self._push(by_id[action.subject.id].target, source.value, metadata, action)
             copied = (source.value, metadata)
         return copied
 
@@ -276,13 +287,14 @@ class Applier:
             rotated_at=now,
             previous_key_id=previous_id,
             previous_key_name=previous_name,
+            previous_kind=_previous_kind(observed),
         )
         written = 0
         by_id = {t.id: t for t in spec.targets}
         for action in plan.actions:
-            if action.action != "push" or action.target is None:
+            if action.action != "push" or not isinstance(action.subject, TargetRef):
                 continue
-            target = by_id[action.target]
+            target = by_id[action.subject.id]
             try:
                 self._push(target, created.value, metadata, action)
             except StepFailed as failed:
@@ -346,13 +358,18 @@ class Applier:
     # -- switch over -----------------------------------------------------------------------------
 
     def _consumer_triggers(
-        self, observed: ObservedKey, value: Secret, metadata: KeyMetadata
+        self, observed: ObservedKey, plan: KeyPlan, value: Secret, metadata: KeyMetadata
     ) -> tuple[list[Trigger], Failure | None]:
         """Right after a push: which consumers must act for the new value."""
         request = SwitchRequest(
             observed.spec.name, metadata.fingerprint, metadata.rotated_at, value
         )
         seen = observe_consumers(observed.spec, request, frozenset())
+        planned = {
+            a.subject.id
+            for a in plan.actions
+            if a.action in ("restart", "await") and isinstance(a.subject, ConsumerRef)
+        }
         triggers: list[Trigger] = []
         failure: Failure | None = None
         for obs in seen:
@@ -367,10 +384,12 @@ class Applier:
                     message,
                 )
                 continue
+            # Only what the plan listed runs: a reader that appeared after the plan was made
+            # is the next run's business (it counts once its own rollout completes).
             triggers += [
                 Trigger(obs.consumer, state, request)
                 for state in obs.states
-                if state.phase == "needs-trigger"
+                if state.phase == "needs-trigger" and planned & {obs.consumer.id, state.id}
             ]
             failed = [state for state in obs.states if state.failed]
             if failed:
@@ -491,10 +510,8 @@ class Applier:
         assert held is not None
         revoked = held.previous_revoked
         for action in plan.actions:
-            if action.action != "revoke":
-                continue
-            if action.target is not None:
-                self._delete(plan, action)
+            if action.action == "revoke" and isinstance(action.subject, KeyRef):
+                self._delete(plan, action.subject, action)
                 revoked = True
         self._record(
             observed,
@@ -511,20 +528,28 @@ class Applier:
     def _sweep(self, plan: KeyPlan) -> int:
         swept = 0
         for action in plan.actions:
-            if action.action == "sweep" and action.target is not None:
-                self._delete(plan, action)
+            if action.action == "sweep" and isinstance(action.subject, KeyRef):
+                self._delete(plan, action.subject, action)
                 swept += 1
         return swept
 
-    def _delete(self, plan: KeyPlan, action: Action) -> None:
-        assert action.target is not None
-        key_id = int(action.target.rpartition(":")[2])
+    def _delete(self, plan: KeyPlan, key: KeyRef, action: Action) -> None:
+        key_id = key.id
         try:
-            self._client.delete_key(plan.kind, key_id, missing_ok=True)
+            self._client.delete_key(key.kind, key_id, missing_ok=True)
         except RotatorError as exc:
             step: Step = "sweep" if action.action == "sweep" else "revoke"
             raise StepFailed(f"{action.action} {key_id}: {exc.message}", step, exc) from exc
         log.info(f"key.{action.action}", key=plan.key, id=key_id, detail=action.detail)
+
+
+def _previous_kind(observed: ObservedKey) -> str | None:
+    """The kind of the key a rotation replaces, when it is not the managed key's kind now
+    (the configuration changed ``kind``): the revoke must delete it as what it is."""
+    held = observed.held_metadata()
+    if held is None or not held.kind or held.kind == observed.spec.kind:
+        return None
+    return held.kind
 
 
 def _with_failure(failed: StepFailed, failure: Failure | None) -> StepFailed:

@@ -168,13 +168,57 @@ class ObservedKey:
 
 
 @dataclass(frozen=True)
+class TargetRef:
+    """A target of the managed key, by its id (``kubernetes-secret:ctx/ns/name[KEY]``)."""
+
+    id: str
+
+    def __str__(self) -> str:
+        return self.id
+
+
+@dataclass(frozen=True)
+class ConsumerRef:
+    """A consumer, or one workload a consumer covers, by id (``kubernetes-workload:...``)."""
+
+    id: str
+
+    def __str__(self) -> str:
+        return self.id
+
+
+@dataclass(frozen=True)
+class KeyRef:
+    """A StackState key by kind and id (what revoke and sweep delete)."""
+
+    kind: KeyKind
+    id: int
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.id}"
+
+
+#: What an action acts on; None for create/verify/await of the key as a whole.
+Ref = TargetRef | ConsumerRef | KeyRef
+
+
+@dataclass(frozen=True)
 class Action:
-    """One step of a plan, printable in a dry-run. ``source`` is the target copied from."""
+    """One step of a plan, printable in a dry-run; apply executes exactly these.
+
+    ``subject`` says what the step acts on (typed: apply never parses a string back);
+    ``source`` is the target a repair or an adoption copies from.
+    """
 
     action: ActionType
-    target: str | None
+    subject: Ref | None
     detail: str
-    source: str | None = None
+    source: TargetRef | None = None
+
+    @property
+    def target(self) -> str | None:
+        """The subject as printed in plans and the JSON ``target`` field."""
+        return None if self.subject is None else str(self.subject)
 
 
 @dataclass(frozen=True)

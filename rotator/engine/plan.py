@@ -35,18 +35,26 @@ from typing import Any
 
 from rotator.engine.model import (
     Action,
+    ConsumerRef,
     CurrentKey,
     Failure,
     KeyPlan,
+    KeyRef,
     ObservedKey,
     TargetObservation,
+    TargetRef,
 )
 from rotator.engine.naming import PROCESS_SALT, parse_key_name, unique_key_name
 from rotator.engine.policy import Due, human_delta, rotation_due, window_gate
-from rotator.stackstate import ApiKey
+from rotator.stackstate import ApiKey, KeyKind
 from rotator.targets.base import KeyMetadata
 
 _EPOCH = datetime.fromtimestamp(0, UTC)
+#: The key kinds a metadata record may name.
+_KINDS: dict[str | None, KeyKind] = {
+    "service-token": "service-token",
+    "ingestion-api-key": "ingestion-api-key",
+}
 
 
 @dataclass(frozen=True)
@@ -139,21 +147,36 @@ def _rotation_actions(observed: ObservedKey, now: datetime) -> tuple[Action, ...
         Action("verify", None, f"StackState accepts {name} for ingestion"),
     ]
     actions += [
-        Action("push", t.target.id, f"write {name} and its metadata") for t in observed.targets
+        Action("push", TargetRef(t.target.id), f"write {name} and its metadata")
+        for t in observed.targets
     ]
     # The switch-over that follows the push (revocation comes in a later run, once proven).
+    return tuple(actions) + _consumer_actions(observed)
+
+
+def _consumer_actions(observed: ObservedKey) -> tuple[Action, ...]:
+    """The restarts (and awaits) that follow a push: one per resolved reader, else one per
+    consumer. Apply triggers exactly these, so the dry-run shows what runs."""
+    spec = observed.spec
+    actions: list[Action] = []
     resolved = dict(zip((c.id for c in spec.consumers), observed.resolutions, strict=False))
     for consumer in spec.consumers:
         resolution = resolved.get(consumer.id)
         readers = [r for r in resolution.readers if r.restarted] if resolution else []
         if not readers:
             actions.append(
-                Action(consumer.plan_action, consumer.id, f"then: {consumer.describe()}")
+                Action(
+                    consumer.plan_action,
+                    ConsumerRef(consumer.id),
+                    f"then: {consumer.describe()}",
+                )
             )
             continue
         verb = "restart" if consumer.plan_action == "restart" else "wait for the rollout of"
         actions += [
-            Action(consumer.plan_action, r.id, f"then: {verb} it (reads the key: {r.how})")
+            Action(
+                consumer.plan_action, ConsumerRef(r.id), f"then: {verb} it (reads the key: {r.how})"
+            )
             for r in readers
         ]
     return tuple(actions)
@@ -273,9 +296,9 @@ def _adoption(observed: ObservedKey, now: datetime) -> tuple[Action, ...]:
     return tuple(
         Action(
             "push",
-            t.target.id,
+            TargetRef(t.target.id),
             f"adopt the value in use from {source.target.describe()} (no new key)",
-            source=source.target.id,
+            source=TargetRef(source.target.id),
         )
         for t in observed.targets
     )
@@ -350,41 +373,8 @@ def _decide(observed: ObservedKey, now: datetime, *, force: bool) -> KeyPlan:
             critical=True,
         )
 
-    agree = len(found) == 1 and not empty
-    if not agree:
-        accepted = [c for c in found if c.accepted]
-        if not accepted:
-            return _creating(
-                observed,
-                plan(
-                    "rotate",
-                    "targets disagree and none holds a value StackState accepts",
-                    current=None,
-                    targets_agree=False,
-                ),
-                now,
-                critical=True,
-            )
-        best = max(accepted, key=lambda c: (c.rotated_at, len(c.holders)))
-        source = best.holders[0].target
-        pushes = tuple(
-            Action(
-                "push",
-                t.target.id,
-                f"copy the value {best.fingerprint} from {source.id}",
-                source=source.id,
-            )
-            for t in observed.targets
-            if t.fingerprint != best.fingerprint
-        )
-        holding = ", ".join(h.target.id for h in best.holders)
-        return plan(
-            "repair",
-            f"targets disagree; copying the newest accepted value (held by {holding})",
-            current=best.current(spec.adopt_key_id),
-            actions=pushes,
-            targets_agree=False,
-        )
+    if len(found) != 1 or empty:
+        return _disagreement(observed, found, now)
 
     only = found[0]
     current = only.current(spec.adopt_key_id)
@@ -502,6 +492,48 @@ def _creating(observed: ObservedKey, base: KeyPlan, now: datetime, *, critical: 
     )
 
 
+def _disagreement(observed: ObservedKey, found: list[Candidate], now: datetime) -> KeyPlan:
+    """Targets disagree: copy the newest accepted value to the others (``repair``), or rotate
+    when none is accepted."""
+    spec = observed.spec
+    base = KeyPlan(
+        key=spec.name,
+        kind=spec.kind,
+        decision="rotate",
+        reason="targets disagree and none holds a value StackState accepts",
+        current=None,
+        targets_agree=False,
+    )
+    accepted = [c for c in found if c.accepted]
+    if not accepted:
+        return _creating(observed, base, now, critical=True)
+    best = max(accepted, key=lambda c: (c.rotated_at, len(c.holders)))
+    source = best.holders[0].target
+    pushes = tuple(
+        Action(
+            "push",
+            TargetRef(t.target.id),
+            f"copy the value {best.fingerprint} from {source.id}",
+            source=TargetRef(source.id),
+        )
+        for t in observed.targets
+        if t.fingerprint != best.fingerprint
+    )
+    meta = best.metadata
+    if meta is not None and meta.key_id is not None and not meta.switched:
+        # A push that stopped half-way: once every target holds it, its consumers are told
+        # to switch in the same run.
+        pushes += _consumer_actions(observed)
+    holding = ", ".join(h.target.id for h in best.holders)
+    return replace(
+        base,
+        decision="repair",
+        reason=f"targets disagree; copying the newest accepted value (held by {holding})",
+        current=best.current(spec.adopt_key_id),
+        actions=pushes,
+    )
+
+
 def _still_live(held: KeyMetadata | None) -> str:
     """A reminder when the key the held value replaced was not ours to delete."""
     if held is None or held.previous_revoked or not held.switched:
@@ -585,7 +617,9 @@ def _switch_plan(observed: ObservedKey, held: KeyMetadata, now: datetime) -> _Sw
     if waiting:
         first = waiting[0]
         actions = tuple(
-            Action("restart" if s.phase == "needs-trigger" else "await", s.id, s.reason)
+            Action(
+                "restart" if s.phase == "needs-trigger" else "await", ConsumerRef(s.id), s.reason
+            )
             for s in waiting
         )
         if elapsed > spec.switch_timeout:
@@ -636,14 +670,19 @@ def _switch_plan(observed: ObservedKey, held: KeyMetadata, now: datetime) -> _Sw
     listed = observed.keys_by_id or {}
     assert held.previous_key_id is not None
     name = held.previous_key_name or str(held.previous_key_id)
-    if held.previous_key_id in listed:
+    # A previous key of another kind (the config moved from ingestion keys to service tokens)
+    # is deleted as that kind; this run listed only the current kind, so it cannot tell.
+    previous_kind: KeyKind = _KINDS.get(held.previous_kind, spec.kind)
+    if previous_kind != spec.kind:
+        detail = f"delete previous {previous_kind} {name} (id {held.previous_key_id})"
+    elif held.previous_key_id in listed:
         detail = f"delete previous key {name} (id {held.previous_key_id})"
     else:
         detail = f"previous key {name} is already gone; record the revocation"
     return _Switch(
         "revoke",
         f"all {len(states)} consumer(s) switched and the grace period passed",
-        (Action("revoke", f"{spec.kind}:{held.previous_key_id}", detail),),
+        (Action("revoke", KeyRef(previous_kind, held.previous_key_id), detail),),
     )
 
 
@@ -690,7 +729,7 @@ def sweep_actions(observed: ObservedKey, now: datetime) -> tuple[Action, ...]:
         actions.append(
             Action(
                 "sweep",
-                f"{spec.kind}:{key.id}",
+                KeyRef(spec.kind, key.id),
                 f"delete orphan {key.name} ({human_delta(age)} old, referenced by no target)",
             )
         )

@@ -50,6 +50,9 @@ class KeyMetadata:
     rotated_at: datetime
     previous_key_id: int | None = None
     previous_key_name: str | None = None
+    #: Kind of the previous key when it differs from ``kind`` (a managed key moved from
+    #: ingestion API keys to service tokens): revoke deletes it as that kind.
+    previous_kind: str | None = None
     previous_revoked: bool = False
     #: Every consumer demonstrably switched to this value (and the grace period passed): the
     #: switch-over is finished and nothing is restarted for this value again.
@@ -71,6 +74,7 @@ class KeyMetadata:
             "rotated-at": _dt(self.rotated_at),
             "previous-key-id": self.previous_key_id,
             "previous-key-name": self.previous_key_name,
+            "previous-kind": self.previous_kind,
             "previous-revoked": self.previous_revoked,
             "switched": self.switched,
             "switched-at": _dt(self.switched_at),
@@ -103,6 +107,7 @@ class KeyMetadata:
                 rotated_at=rotated or datetime.fromtimestamp(0, UTC),
                 previous_key_id=int(previous) if previous is not None else None,
                 previous_key_name=data.get("previous-key-name"),
+                previous_kind=data.get("previous-kind"),
                 previous_revoked=bool(data.get("previous-revoked", False)),
                 switched=bool(data.get("switched", False)),
                 switched_at=_parse_dt(data.get("switched-at")),

@@ -287,7 +287,7 @@ class FileTarget:
         except PermissionError as exc:
             raise TargetForbidden(f"{self.id}: cannot write in {directory}") from exc
         except OSError as exc:
-            raise TargetUnavailable(f"{self.id}: cannot write: {exc.strerror}") from exc
+            raise _os_error(f"{self.id}: cannot write", exc) from exc
         tmp = Path(tmp_name)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:

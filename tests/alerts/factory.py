@@ -5,8 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from rotator.alerts.event import Alert
-from rotator.config import AlertEvent
+from rotator.alerts.event import Alert, AlertEvent
 
 NOW = datetime(2026, 1, 25, 12, 0, tzinfo=UTC)
 EXPIRES = datetime(2026, 2, 1, 0, 0, tzinfo=UTC)

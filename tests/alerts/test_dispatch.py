@@ -16,11 +16,10 @@ from rotator.alerts.alertmanager import AlertmanagerHook
 from rotator.alerts.base import AlertHook
 from rotator.alerts.command import CommandHook
 from rotator.alerts.dispatch import Alerter, HookConfig, build_hooks, exponential_backoff
-from rotator.alerts.event import Alert
+from rotator.alerts.event import Alert, AlertEvent
 from rotator.alerts.pagerduty import PagerDutyHook
 from rotator.alerts.slack import SlackHook
 from rotator.alerts.webhook import WebhookHook
-from rotator.config import AlertEvent
 from rotator.config import AlertHook as AlertHookConfig
 from rotator.secrets import Secret, reset_registry
 from tests.alerts.factory import Clock, make_alert

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import datetime
 
 import pytest
 
-from rotator.alerts.event import Alert, events_of_class
-from rotator.config import AlertEvent
+from rotator.alerts.event import Alert, AlertEvent, events_of_class
 from rotator.secrets import MASK, Secret, reset_registry
 from tests.alerts.factory import make_alert
 
@@ -139,3 +140,18 @@ class TestAlert:
         alert: Alert = make_alert()
         with pytest.raises(AttributeError):
             alert.summary = "changed"  # type: ignore[misc]
+
+
+class TestLayering:
+    """The events belong to the alerts; the configuration imports them, not the other way."""
+
+    def test_the_alert_record_does_not_import_the_configuration(self) -> None:
+        """Importing rotator.alerts.event loads no rotator.config module."""
+        code = (
+            "import sys, rotator.alerts.event\n"
+            "print(sorted(m for m in sys.modules if m.startswith('rotator.config')))"
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+        )
+        assert done.stdout.strip() == "[]"

@@ -17,12 +17,11 @@ from rotator.alerts.alertmanager import AlertmanagerHook, alertname
 from rotator.alerts.base import AlertDeliveryError, AlertHook
 from rotator.alerts.command import CommandHook
 from rotator.alerts.dispatch import build_hook
-from rotator.alerts.event import events_of_class
+from rotator.alerts.event import AlertEvent, events_of_class
 from rotator.alerts.pagerduty import PagerDutyHook
 from rotator.alerts.slack import SlackHook
 from rotator.alerts.webhook import SIGNATURE_HEADER, WebhookHook
 from rotator.config import (
-    AlertEvent,
     AlertmanagerAlert,
     CommandAlert,
     PagerDutyAlert,

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from rotator.sandbox.stackstate import StackStateEmulator
+from rotator_sandbox.stackstate import StackStateEmulator
 from tests.plugins.cli import CliRunner, sandbox_config
 from tests.plugins.world import NAMESPACE, World
 
@@ -388,7 +388,7 @@ class TestSecretsAndReaders:
 
     def test_chart_secret_is_reported_with_the_value_to_set(self, world: World) -> None:
         """A preset pointed at the Helm-rendered Secret fails secret-owner, naming the fix."""
-        from rotator.sandbox.kubernetes_charts import seed_agent_chart
+        from rotator_sandbox.kubernetes_charts import seed_agent_chart
 
         seed_agent_chart(world.kube, "sts", NAMESPACE, api_key="value-from-helm")
         world.keys.append(
@@ -414,7 +414,7 @@ class TestSecretsAndReaders:
     def test_discovered_readers_and_migration_are_reported(self, world: World) -> None:
         """Readers of the rotator's Secret are listed; agents still on the chart's Secret fail
         the consumers check with the helm upgrade that fixes it."""
-        from rotator.sandbox.kubernetes_charts import seed_agent_chart
+        from rotator_sandbox.kubernetes_charts import seed_agent_chart
 
         seed_agent_chart(world.kube, "sts", NAMESPACE, api_key="value-from-helm")
         world.keys.append(

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from rotator.sandbox.stackstate import StackStateEmulator
+from rotator_sandbox.stackstate import StackStateEmulator
 from tests.plugins.cli import CliRunner, sandbox_config
 from tests.plugins.stackstate import MutableClock
 

@@ -23,7 +23,7 @@ from rotator.cli.lock import (
     shortest_interval,
 )
 from rotator.config import load_config
-from rotator.sandbox.stackstate import StackStateEmulator
+from rotator_sandbox.stackstate import StackStateEmulator
 from tests.plugins.alert_receiver import AlertReceiver
 from tests.plugins.cli import CliRunner, sandbox_config
 

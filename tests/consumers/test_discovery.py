@@ -13,7 +13,7 @@ import pytest
 from rotator.consumers.base import Consumer, SwitchRequest
 from rotator.consumers.discovery import DiscoveredWorkloads, template_reads
 from rotator.kube import KubeClients
-from rotator.sandbox.kubernetes import KubernetesEmulator
+from rotator_sandbox.kubernetes import KubernetesEmulator
 
 NS = "agents"
 

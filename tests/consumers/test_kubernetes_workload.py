@@ -34,7 +34,7 @@ from rotator.errors import (
     TargetUnavailable,
 )
 from rotator.kube import KubeClients
-from rotator.sandbox.kubernetes import KubernetesEmulator
+from rotator_sandbox.kubernetes import KubernetesEmulator
 from tests.plugins.kubernetes import KubeClock, Kubectl
 
 NAMESPACE = "monitoring"

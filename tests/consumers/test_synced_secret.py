@@ -18,8 +18,8 @@ from rotator.consumers.base import Consumer, SwitchRequest, SwitchState, consume
 from rotator.consumers.synced_secret import SyncedSecretConsumer, map_error
 from rotator.errors import TargetForbidden, TargetInvalid, TargetUnavailable
 from rotator.kube import KubeClients
-from rotator.sandbox.kubernetes import KubernetesEmulator
 from rotator.secrets import Secret, register_secret
+from rotator_sandbox.kubernetes import KubernetesEmulator
 
 NAMESPACE = "apps"
 NAME = "agent-key"

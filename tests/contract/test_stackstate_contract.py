@@ -15,7 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rotator.sandbox.openapi import (
+from rotator_sandbox.stackstate import StackStateEmulator, to_epoch_ms
+from tests.contract.openapi import (
     ALLOWED_UNDOCUMENTED,
     find_operation,
     load_spec,
@@ -23,7 +24,6 @@ from rotator.sandbox.openapi import (
     validate_request,
     validate_response,
 )
-from rotator.sandbox.stackstate import StackStateEmulator, to_epoch_ms
 from tests.plugins.stackstate import MutableClock, contract_problems
 
 TIMEOUT = httpx.Timeout(5.0)
@@ -44,7 +44,7 @@ def dumps(value: object) -> bytes:
 
 
 class TestSpec:
-    """The packaged excerpt."""
+    """The excerpt kept next to the contract checks (tests/contract/stackstate-openapi.yaml)."""
 
     def test_parses_as_openapi_3(self) -> None:
         """The excerpt loads as an OpenAPI 3.0 document."""

@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 import requests
 
-from rotator.sandbox.vault import VaultEmulator
+from rotator_sandbox.vault import VaultEmulator
 from tests.plugins.backends import EmulatedVault, OpenBaoVault, VaultServer
 
 #: Answer fields only one side sends, that no client here reads (see module docstring).

@@ -382,7 +382,7 @@ class TestPlanKey:
         )
         plan = plan_key(observed, NOW)
         assert (plan.decision, plan.targets_agree, plan.new_key_name) == ("repair", False, None)
-        assert [(a.action, a.target, a.source) for a in plan.actions] == [
+        assert [(a.action, a.target, a.source and a.source.id) for a in plan.actions] == [
             ("push", "memory:t2", "memory:t1")
         ]
         assert plan.current == CurrentKey(1, FRESH.name, FRESH.expiration)
@@ -393,7 +393,7 @@ class TestPlanKey:
         newer = managed(VALUE_B, FRESH, rotated_at=NOW - 2 * DAY)
         plan = plan_key(observe(older, newer, EMPTY, keys=[DUE, FRESH]), NOW)
         assert plan.decision == "repair"
-        assert [(a.action, a.target, a.source) for a in plan.actions] == [
+        assert [(a.action, a.target, a.source and a.source.id) for a in plan.actions] == [
             ("push", "memory:t1", "memory:t2"),
             ("push", "memory:t3", "memory:t2"),
         ]
@@ -405,7 +405,9 @@ class TestPlanKey:
         older = managed(VALUE_A, DUE, rotated_at=NOW - 80 * DAY)
         newer = managed(VALUE_B, FRESH, rotated_at=NOW - 2 * DAY)
         plan = plan_key(observe(newer, older, keys=[DUE, FRESH]), NOW)
-        assert [(a.target, a.source) for a in plan.actions] == [("memory:t2", "memory:t1")]
+        assert [(a.target, a.source and a.source.id) for a in plan.actions] == [
+            ("memory:t2", "memory:t1")
+        ]
 
     def test_disagreeing_targets_without_an_accepted_value_rotate(self) -> None:
         """When the targets disagree and StackState accepts none of their values, rotate."""
@@ -425,7 +427,7 @@ class TestPlanKey:
         observed = observe(managed(VALUE_A, FRESH), EMPTY, managed(VALUE_A, FRESH), keys=[FRESH])
         plan = plan_key(observed, NOW)
         assert plan.decision == "repair"
-        assert [(a.action, a.target, a.source) for a in plan.actions] == [
+        assert [(a.action, a.target, a.source and a.source.id) for a in plan.actions] == [
             ("push", "memory:t2", "memory:t1")
         ]
         assert VALUE_A.fingerprint in plan.actions[0].detail
@@ -544,7 +546,7 @@ class TestPlanKeySafety:
             assert plan.new_key_name is not None
         elif plan.decision == "repair":
             assert pushes == list(plan.actions)
-            sources = {a.source for a in pushes}
+            sources = {a.source.id for a in pushes if a.source is not None}
             assert len(sources) == 1
             (source,) = sources
             assert source in held_by

@@ -139,7 +139,9 @@ class TestAdoption:
         observed = replace(observed, verdicts={VALUE_C.fingerprint: ACCEPTED})
         plan = plan_key(observed, NOW)
         assert plan.decision == "bootstrap"
-        assert [(a.action, a.source) for a in plan.actions] == [("push", "memory:chart-secret")]
+        assert [(a.action, a.source and a.source.id) for a in plan.actions] == [
+            ("push", "memory:chart-secret")
+        ]
 
     def test_adoption_goes_ahead_while_readers_are_still_on_the_chart_secret(self) -> None:
         """Blocked for the migration, but the copy into the rotator's Secret is planned."""

@@ -13,7 +13,7 @@ from datetime import timedelta
 from typing import Literal
 
 from rotator.consumers.base import Consumer, Resolution, SwitchRequest, SwitchState
-from rotator.engine.model import ConsumerObservation, ObservedKey
+from rotator.engine.model import ConsumerObservation, KeyRef, ObservedKey
 from rotator.engine.naming import key_name
 from rotator.engine.plan import plan_key, sweep_actions
 from rotator.stackstate import ApiKey
@@ -151,6 +151,27 @@ class TestSwitchOver:
         assert [(a.action, a.target) for a in plan.actions] == [
             ("revoke", f"service-token:{PREVIOUS.id}")
         ]
+
+    def test_previous_key_of_another_kind_is_revoked_as_that_kind(self) -> None:
+        """After kind moved from ingestion keys to service tokens, the previous key is deleted
+        as an ingestion key (the current kind would leave it live and call it revoked)."""
+        observed = pending_switch(switched_at=timedelta(hours=1))
+        moved = tuple(
+            replace(
+                t,
+                state=replace(
+                    t.state,
+                    metadata=replace(t.state.metadata, previous_kind="ingestion-api-key"),
+                ),
+            )
+            for t in observed.targets
+            if t.state is not None and t.state.metadata is not None
+        )
+        plan = plan_key(replace(observed, targets=moved), NOW)
+        assert plan.decision == "revoke"
+        (action,) = plan.actions
+        assert action.subject == KeyRef("ingestion-api-key", PREVIOUS.id)
+        assert action.target == f"ingestion-api-key:{PREVIOUS.id}"
 
     def test_no_consumers_revokes_after_grace(self) -> None:
         """A key without consumers is switched vacuously and revoked after the grace period."""

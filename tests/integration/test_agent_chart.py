@@ -14,7 +14,7 @@ import base64
 import json
 from typing import Any
 
-from rotator.sandbox.kubernetes_charts import seed_agent_chart
+from rotator_sandbox.kubernetes_charts import seed_agent_chart
 from tests.plugins.world import NAMESPACE, World
 
 RELEASE = "sts"

@@ -34,7 +34,7 @@ from typing import Any
 import pytest
 import structlog
 
-from rotator.sandbox._server import Hold
+from rotator_sandbox._server import Hold
 from tests.plugins.world import NAMESPACE, World
 
 #: Rounds per variant: 20 in all (a round is two processes, about 3s on two idle cores).

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from rotator.sandbox._server import Hold
+from rotator_sandbox._server import Hold
 from tests.plugins.world import NAMESPACE, World
 
 TIMEOUT = 60

@@ -1,6 +1,6 @@
 """Fixtures for alert hook tests: a local HTTP receiver of alerts, and a port nobody listens on.
 
-:class:`AlertReceiver` is an :class:`~rotator.sandbox._server.Emulator` that accepts any POST,
+:class:`AlertReceiver` is an :class:`~rotator_sandbox._server.Emulator` that accepts any POST,
 remembers it with its headers in :attr:`AlertReceiver.received` and answers ``status`` (200 by
 default; set it to 202 like PagerDuty, or 500). Faults armed with ``fail_next`` answer before
 the receiver sees the request, so ``received`` holds delivered requests only, while the
@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from rotator.sandbox._server import Emulator, Request, Response
+from rotator_sandbox._server import Emulator, Request, Response
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 :class:`VaultServer` sets a server up and inspects it through its HTTP API with hvac —
 policies, tokens, AppRoles, namespaces, KV seeding — so a test does not care which server it
-talks to. :class:`EmulatedVault` wraps a :class:`~rotator.sandbox.vault.VaultEmulator` (configured
+talks to. :class:`EmulatedVault` wraps a :class:`~rotator_sandbox.vault.VaultEmulator` (configured
 in-process where the emulator has no API: policies, AppRole roles, namespaces, revoking another
 token); :class:`OpenBaoVault` does everything over HTTP and knows how to :meth:`~OpenBaoVault.reset`
 a dev server between tests. Fixtures: ``vault_server`` (``tests/plugins/vault.py``) and
@@ -24,7 +24,7 @@ import hvac
 import hvac.exceptions
 import requests
 
-from rotator.sandbox.vault import VaultEmulator
+from rotator_sandbox.vault import VaultEmulator
 
 #: Timeout (seconds) of the hvac clients built here and by the Vault fixtures.
 CLIENT_TIMEOUT = 5

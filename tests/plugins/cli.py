@@ -12,7 +12,7 @@ import structlog
 import yaml
 
 from rotator.cli import main
-from rotator.sandbox.stackstate import StackStateEmulator
+from rotator_sandbox.stackstate import StackStateEmulator
 
 
 @dataclass(frozen=True)

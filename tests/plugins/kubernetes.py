@@ -1,6 +1,6 @@
 """Fixtures for the Kubernetes emulator, the official Python client and real kubectl.
 
-- ``kube``: a started :class:`~rotator.sandbox.kubernetes.KubernetesEmulator` (plain HTTP,
+- ``kube``: a started :class:`~rotator_sandbox.kubernetes.KubernetesEmulator` (plain HTTP,
   anonymous, wall clock, rollouts complete by the next read). Like a real cluster it has only the
   standard namespaces: an HTTP create elsewhere answers 404 ``namespaces "x" not found``, so a
   test creates its namespace first (``kube.create_namespace(name)``; the seeding helpers
@@ -30,7 +30,7 @@ import pytest
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 
-from rotator.sandbox.kubernetes import KubernetesEmulator
+from rotator_sandbox.kubernetes import KubernetesEmulator
 from tests.plugins.clock import FrozenClock as KubeClock
 
 #: Seconds a kubectl invocation may take before the test fails.

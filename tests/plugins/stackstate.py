@@ -1,11 +1,11 @@
 """Fixtures for the StackState emulator; every exchange they serve is checked against the spec.
 
-``stackstate`` is a started :class:`~rotator.sandbox.stackstate.StackStateEmulator` whose clock is
+``stackstate`` is a started :class:`~rotator_sandbox.stackstate.StackStateEmulator` whose clock is
 ``stackstate_clock`` (frozen; tests move it with ``advance``). ``make_stackstate`` builds more
 emulators with other settings (``api_path``, ``service_bearer``, ...). At teardown every logged
 answer of every emulator built here is validated with
-:func:`rotator.sandbox.openapi.validate_response`, and every request the emulator accepted (2xx)
-with :func:`~rotator.sandbox.openapi.validate_request`; a departure fails the test. That turns
+:func:`tests.contract.openapi.validate_response`, and every request the emulator accepted (2xx)
+with :func:`~tests.contract.openapi.validate_request`; a departure fails the test. That turns
 each test using these fixtures into a contract test of the emulator (answers) and of the client
 (requests). Requests outside the excerpt (unknown paths, wrong methods) and dropped connections
 are not part of the contract and are skipped.
@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 
-from rotator.sandbox.openapi import find_operation, validate_request, validate_response
-from rotator.sandbox.stackstate import StackStateEmulator
+from rotator_sandbox.stackstate import StackStateEmulator
+from tests.contract.openapi import find_operation, validate_request, validate_response
 from tests.plugins.clock import FrozenClock as MutableClock
 
 OFF_CONTRACT_MARKER = "stackstate_off_contract"

@@ -1,6 +1,6 @@
 """Fixtures for Vault: the emulator, and one face over the emulator and a real OpenBao.
 
-``vault`` is a started :class:`~rotator.sandbox.vault.VaultEmulator` (root token
+``vault`` is a started :class:`~rotator_sandbox.vault.VaultEmulator` (root token
 :data:`ROOT_TOKEN`, KV v2 at ``secret``, KV v1 at ``kv``) whose clock is ``vault_clock`` (frozen;
 tests move it with ``advance`` to expire tokens or versions). ``make_vault`` builds more
 emulators with other settings (mounts, TLS, sealed, ...); every emulator built here is stopped at
@@ -32,7 +32,7 @@ from typing import Any, Final
 import hvac
 import pytest
 
-from rotator.sandbox.vault import VaultEmulator
+from rotator_sandbox.vault import VaultEmulator
 from tests.plugins.backends import CLIENT_TIMEOUT, EmulatedVault, VaultServer
 from tests.plugins.clock import FrozenClock as VaultClock
 

@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 import yaml
 
-from rotator.sandbox.kubernetes import KubernetesEmulator
-from rotator.sandbox.stackstate import StackStateEmulator
-from rotator.sandbox.vault import VaultEmulator
 from rotator.secrets import fingerprint
+from rotator_sandbox.kubernetes import KubernetesEmulator
+from rotator_sandbox.stackstate import StackStateEmulator
+from rotator_sandbox.vault import VaultEmulator
 from tests.plugins.cli import CliResult, CliRunner
 
 NAMESPACE = "suse-observability"

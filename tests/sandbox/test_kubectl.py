@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from rotator.sandbox.kubernetes import KubernetesEmulator, generate_tls
-from rotator.sandbox.kubernetes_controller import RESTARTED_AT
+from rotator_sandbox.kubernetes import KubernetesEmulator, generate_tls
+from rotator_sandbox.kubernetes_controller import RESTARTED_AT
 from tests.plugins.kubernetes import KUBECTL_TIMEOUT, KubeClock, Kubectl
 
 pytestmark = pytest.mark.slow

@@ -11,7 +11,7 @@ import pytest
 from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
 
-from rotator.sandbox.kubernetes import KubernetesEmulator
+from rotator_sandbox.kubernetes import KubernetesEmulator
 from tests.plugins.kubernetes import API_TIMEOUT
 
 T = API_TIMEOUT

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from rotator.sandbox.environment import EXAMPLE_KEY, EXAMPLE_NAMESPACE, Sandbox
-from rotator.sandbox.kubernetes import KubernetesEmulator
-from rotator.sandbox.kubernetes_charts import seed_agent_chart, seed_k8s_agent_chart
+from rotator_sandbox.environment import EXAMPLE_KEY, EXAMPLE_NAMESPACE, Sandbox
+from rotator_sandbox.kubernetes import KubernetesEmulator
+from rotator_sandbox.kubernetes_charts import seed_agent_chart, seed_k8s_agent_chart
 from tests.plugins.kubernetes import API_TIMEOUT, KubeClock
 
 T = API_TIMEOUT

@@ -15,16 +15,16 @@ import pytest
 from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
 
-from rotator.sandbox.kubernetes import KubernetesEmulator, generate_tls, write_kubeconfig
-from rotator.sandbox.kubernetes_controller import RESTARTED_AT
-from rotator.sandbox.kubernetes_objects import DecodeError, go_base64_error, parse_microtime
-from rotator.sandbox.kubernetes_patch import (
+from rotator_sandbox.kubernetes import KubernetesEmulator, generate_tls, write_kubeconfig
+from rotator_sandbox.kubernetes_controller import RESTARTED_AT
+from rotator_sandbox.kubernetes_objects import DecodeError, go_base64_error, parse_microtime
+from rotator_sandbox.kubernetes_patch import (
     PatchError,
     json_patch,
     merge_patch,
     strategic_merge_patch,
 )
-from rotator.sandbox.kubernetes_resources import human_duration
+from rotator_sandbox.kubernetes_resources import human_duration
 from tests.plugins.kubernetes import API_TIMEOUT, KubeClock
 
 T = API_TIMEOUT

@@ -15,8 +15,8 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from rotator.sandbox.kubernetes import KubernetesEmulator
-from rotator.sandbox.kubernetes_tokens import DEFAULT_ISSUER
+from rotator_sandbox.kubernetes import KubernetesEmulator
+from rotator_sandbox.kubernetes_tokens import DEFAULT_ISSUER
 from tests.plugins.kubernetes import API_TIMEOUT, KubeClock
 
 T = API_TIMEOUT

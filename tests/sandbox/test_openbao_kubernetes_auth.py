@@ -26,7 +26,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from rotator.sandbox.kubernetes import KubernetesEmulator, generate_tls
+from rotator_sandbox.kubernetes import KubernetesEmulator, generate_tls
 
 pytestmark = pytest.mark.slow
 

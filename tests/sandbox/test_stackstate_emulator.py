@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from rotator.sandbox.stackstate import StackStateEmulator, to_epoch_ms
+from rotator_sandbox.stackstate import StackStateEmulator, to_epoch_ms
 from tests.plugins.stackstate import MutableClock, contract_problems
 
 TIMEOUT = httpx.Timeout(5.0)

@@ -13,7 +13,7 @@ import hvac
 import hvac.exceptions
 import pytest
 
-from rotator.sandbox.vault import (
+from rotator_sandbox.vault import (
     ACL_DENIED,
     CAS_MISMATCH,
     CAS_REQUIRED,

@@ -14,11 +14,11 @@ import pytest
 
 from rotator.config import load_config
 from rotator.errors import TargetInvalid
-from rotator.sandbox.stackstate import StackStateEmulator
 from rotator.secrets import Secret
 from rotator.targets.base import KeyMetadata
 from rotator.targets.file import FileTarget, FileTargetGroup
 from rotator.wiring import build_runtime
+from rotator_sandbox.stackstate import StackStateEmulator
 from tests.plugins.cli import CliRunner, sandbox_config
 from tests.plugins.config import minimal_config
 

@@ -22,8 +22,6 @@ from rotator.errors import (
     TargetUnavailable,
 )
 from rotator.kube import KubeClients
-from rotator.sandbox.kubernetes import KubernetesEmulator
-from rotator.sandbox.kubernetes_errors import not_found
 from rotator.secrets import Secret
 from rotator.targets.base import KeyMetadata, Target
 from rotator.targets.kubernetes import (
@@ -33,6 +31,8 @@ from rotator.targets.kubernetes import (
     KubernetesSecretTarget,
     map_error,
 )
+from rotator_sandbox.kubernetes import KubernetesEmulator
+from rotator_sandbox.kubernetes_errors import not_found
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 NAMESPACE = "monitoring"

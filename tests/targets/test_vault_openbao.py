@@ -17,11 +17,11 @@ import requests
 from structlog.testing import capture_logs
 
 from rotator.errors import TargetForbidden
-from rotator.sandbox.kubernetes import KubernetesEmulator
-from rotator.sandbox.kubernetes_config import generate_tls
 from rotator.secrets import Secret
 from rotator.targets.base import KeyMetadata
 from rotator.targets.vault import AppRoleAuth, KubernetesAuth, VaultKvTarget, VaultSession
+from rotator_sandbox.kubernetes import KubernetesEmulator
+from rotator_sandbox.kubernetes_config import generate_tls
 from tests.plugins.backends import OpenBaoVault
 from tests.plugins.clock import FrozenClock
 from tests.plugins.openbao import SKIP_REASON, OpenBaoProcess
@@ -33,9 +33,13 @@ OLD = Secret("old-value-0123456789")
 NEW = Secret("new-value-9876543210")
 
 
+#: A fixed moment: metadata built twice (written, then expected) must be equal.
+NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+
+
 def meta(value: Secret) -> KeyMetadata:
-    """Metadata describing ``value``."""
-    now = datetime.now(UTC).replace(microsecond=0)
+    """Metadata describing ``value`` (fixed times, so two calls compare equal)."""
+    now = NOW
     return KeyMetadata(
         key_id=7,
         key_name="agent-7",

@@ -32,8 +32,6 @@ from rotator.errors import (
     TargetInvalid,
     TargetUnavailable,
 )
-from rotator.sandbox.kubernetes_config import generate_tls
-from rotator.sandbox.vault import VaultEmulator
 from rotator.secrets import Secret
 from rotator.targets.base import KeyMetadata, Target
 from rotator.targets.vault import (
@@ -47,6 +45,8 @@ from rotator.targets.vault import (
     VaultSession,
     map_error,
 )
+from rotator_sandbox.kubernetes_config import generate_tls
+from rotator_sandbox.vault import VaultEmulator
 from tests.plugins.vault import ROOT_TOKEN, VaultClock, VaultServer
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)

@@ -28,15 +28,15 @@ from typing import Any
 
 import yaml
 
-from rotator.sandbox import kubernetes_protobuf
-from rotator.sandbox.kubernetes_errors import (
+from rotator_sandbox import kubernetes_protobuf
+from rotator_sandbox.kubernetes_errors import (
     ApiError,
     FieldError,
     bad_request,
     invalid,
     unsupported_media_type,
 )
-from rotator.sandbox.kubernetes_resources import (
+from rotator_sandbox.kubernetes_resources import (
     CRONJOBS,
     DAEMONSETS,
     DEPLOYMENTS,
@@ -556,7 +556,7 @@ def _label_selector_repr(selector: Any) -> str:
 def _validate_workload(
     rtype: ResourceType, obj: dict[str, Any], old: dict[str, Any] | None
 ) -> list[FieldError]:
-    from rotator.sandbox.kubernetes_selectors import (  # noqa: PLC0415 - avoids a cycle at import
+    from rotator_sandbox.kubernetes_selectors import (  # noqa: PLC0415 - avoids a cycle at import
         labels_match,
         selector_from_label_selector,
     )

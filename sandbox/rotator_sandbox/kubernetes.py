@@ -13,11 +13,11 @@ Served:
   can-i``; the verdict comes from the same :meth:`KubernetesEmulator.forbid` rules as real 403s)
   and authentication.k8s.io/v1 ``tokenreviews`` for the service-account tokens the emulator issues
   (:meth:`KubernetesEmulator.issue_service_account_token`, see
-  :mod:`rotator.sandbox.kubernetes_tokens`), which is what Vault's/OpenBao's ``kubernetes`` auth
+  :mod:`rotator_sandbox.kubernetes_tokens`), which is what Vault's/OpenBao's ``kubernetes`` auth
   method calls.
 - Discovery (``/version``, ``/api``, ``/apis``, group-version resource lists) and a minimal
   ``/openapi/v3`` so kubectl's field validation works without flags (see
-  :mod:`rotator.sandbox.kubernetes_resources`).
+  :mod:`rotator_sandbox.kubernetes_resources`).
 
 Semantics reproduced from the real server: one global, increasing ``resourceVersion`` that
 changes on every write (and not on a no-op update); optimistic concurrency (a PUT or patch
@@ -26,8 +26,8 @@ unconditional); ``metadata.generation`` on workloads, Jobs and CronJobs; a Job's
 selector; ``uid``/``creationTimestamp``; Secret
 ``data`` base64 checks and write-only ``stringData``; Lease ``MicroTime`` parsing; ``Status``
 failure bodies exactly as ``k8s.io/apimachinery/pkg/api/errors`` builds them (see
-:mod:`rotator.sandbox.kubernetes_errors`). Workload status is written by a simulated controller
-(:mod:`rotator.sandbox.kubernetes_controller`) computed lazily from the injected clock, so no
+:mod:`rotator_sandbox.kubernetes_errors`). Workload status is written by a simulated controller
+(:mod:`rotator_sandbox.kubernetes_controller`) computed lazily from the injected clock, so no
 background thread runs and tests move time by hand.
 
 Authentication: with ``token`` set every request must carry ``Authorization: Bearer <token>``
@@ -43,7 +43,7 @@ Lease — answers the NamespaceLifecycle admission's 404 ``namespaces "x" not fo
 patch of an object in a missing namespace answers that object's own 404, as the real server does:
 it looks the object up before admission runs.) The in-process seeding helpers (:meth:`apply`,
 :meth:`add_workload`, :meth:`issue_service_account_token`,
-:func:`rotator.sandbox.kubernetes_charts.seed_agent_chart`) create the namespace they need, as a
+:func:`rotator_sandbox.kubernetes_charts.seed_agent_chart`) create the namespace they need, as a
 test would before it starts.
 
 Rollouts take each workload's own ``rollout_seconds`` (:meth:`add_workload`,
@@ -77,9 +77,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from rotator.sandbox._server import Emulator, Request, Response
-from rotator.sandbox.kubernetes_config import generate_tls, write_kubeconfig
-from rotator.sandbox.kubernetes_controller import (
+from rotator_sandbox._server import Emulator, Request, Response
+from rotator_sandbox.kubernetes_config import generate_tls, write_kubeconfig
+from rotator_sandbox.kubernetes_controller import (
     REVISION_ANNOTATION,
     Rollout,
     format_time,
@@ -87,7 +87,7 @@ from rotator.sandbox.kubernetes_controller import (
     template_hash,
     workload_status,
 )
-from rotator.sandbox.kubernetes_errors import (
+from rotator_sandbox.kubernetes_errors import (
     ApiError,
     FieldError,
     already_exists,
@@ -103,7 +103,7 @@ from rotator.sandbox.kubernetes_errors import (
     unauthorized,
     unsupported_media_type,
 )
-from rotator.sandbox.kubernetes_objects import (
+from rotator_sandbox.kubernetes_objects import (
     DecodeError,
     apply_defaults,
     decode_object,
@@ -115,13 +115,13 @@ from rotator.sandbox.kubernetes_objects import (
     same_content,
     validate,
 )
-from rotator.sandbox.kubernetes_patch import (
+from rotator_sandbox.kubernetes_patch import (
     PatchError,
     json_patch,
     merge_patch,
     strategic_merge_patch,
 )
-from rotator.sandbox.kubernetes_resources import (
+from rotator_sandbox.kubernetes_resources import (
     DAEMONSETS,
     DEPLOYMENTS,
     JOBS,
@@ -140,13 +140,13 @@ from rotator.sandbox.kubernetes_resources import (
     resource_for,
     table,
 )
-from rotator.sandbox.kubernetes_selectors import (
+from rotator_sandbox.kubernetes_selectors import (
     fields_match,
     labels_match,
     parse_field_selector,
     parse_label_selector,
 )
-from rotator.sandbox.kubernetes_tokens import (
+from rotator_sandbox.kubernetes_tokens import (
     DEFAULT_EXPIRATION_SECONDS,
     DEFAULT_ISSUER,
     InvalidToken,
@@ -544,7 +544,7 @@ class KubernetesEmulator(Emulator):
     ) -> str:
         """A token for service account ``namespace/name``, as ``TokenRequest`` would issue it.
 
-        It is JWT-shaped (see :mod:`rotator.sandbox.kubernetes_tokens`), valid for
+        It is JWT-shaped (see :mod:`rotator_sandbox.kubernetes_tokens`), valid for
         ``expiration_seconds`` from the emulator's now, for ``audiences`` (default: the API
         server's own, :attr:`api_audiences`). TokenReview accepts it, and it authenticates
         requests as ``system:serviceaccount:<namespace>:<name>``. The namespace is created if

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from rotator.sandbox.kubernetes_errors import ApiError, bad_request
+from rotator_sandbox.kubernetes_errors import ApiError, bad_request
 
 _LABEL_VALUE = r"[A-Za-z0-9_.\-/]*"
 _SET_RE = re.compile(r"^\s*(?P<key>[^\s!=(),]+)\s+(?P<op>in|notin)\s+\((?P<values>[^)]*)\)\s*$")

@@ -6,8 +6,8 @@ kubectl (client-go) never sends a bearer token over plain HTTP, so a token is on
 kubectl with an HTTPS emulator; the Python client sends it either way.
 
 :func:`generate_tls` makes a CA and a server certificate for ``127.0.0.1``/``localhost`` with
-``cryptography``. That package is a test dependency of this project (``[test]`` extra), not a
-runtime one, so it is imported inside the function: the sandbox works without it over plain HTTP.
+``cryptography`` (a dependency of this distribution), imported inside the function so that an
+emulator served over plain HTTP never pays for loading it.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 if TYPE_CHECKING:
-    from rotator.sandbox.kubernetes import KubernetesEmulator
+    from rotator_sandbox.kubernetes import KubernetesEmulator
 
 #: Validity of generated certificates; long enough for any sandbox session.
 CERT_VALIDITY = timedelta(days=7)
@@ -87,21 +87,14 @@ def generate_tls(directory: str | os.PathLike[str]) -> tuple[Path, Path, Path]:
     """Create ``ca.crt``, ``server.crt`` and ``server.key`` in ``directory``.
 
     The server certificate is signed by the CA and valid for ``127.0.0.1``, ``::1`` and
-    ``localhost``. Returns ``(ca_cert_path, cert_path, key_path)``. Needs ``cryptography``
-    (installed with the ``test`` extra).
+    ``localhost``. Returns ``(ca_cert_path, cert_path, key_path)``.
     """
     import ipaddress  # noqa: PLC0415 - only needed here
 
-    try:
-        from cryptography import x509  # noqa: PLC0415 - optional (test extra) dependency
-        from cryptography.hazmat.primitives import hashes, serialization  # noqa: PLC0415
-        from cryptography.hazmat.primitives.asymmetric import ec  # noqa: PLC0415
-        from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID  # noqa: PLC0415
-    except ImportError as exc:  # pragma: no cover - depends on the installation
-        raise RuntimeError(
-            "TLS for the Kubernetes emulator needs the 'cryptography' package "
-            "(pip install 'stackstate-key-rotator[test]')"
-        ) from exc
+    from cryptography import x509  # noqa: PLC0415 - loaded only when TLS is asked for
+    from cryptography.hazmat.primitives import hashes, serialization  # noqa: PLC0415
+    from cryptography.hazmat.primitives.asymmetric import ec  # noqa: PLC0415
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID  # noqa: PLC0415
 
     folder = Path(directory)
     folder.mkdir(parents=True, exist_ok=True)

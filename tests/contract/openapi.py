@@ -1,5 +1,9 @@
 """Contract checks of StackState exchanges against the OpenAPI excerpt ``stackstate-openapi.yaml``.
 
+They live with the tests, next to the excerpt (a copy of
+``reference/stackstate-openapi-excerpt.yaml``), so that neither the emulators' distribution
+(``sandbox/``) nor the product needs ``jsonschema`` at run time.
+
 :func:`validate_response` takes one exchange (method, path, status, body) and lists every way the
 answer departs from the excerpt; :func:`validate_request` does the same for a request. The test
 suite runs the first over every answer the StackState emulator gave (``tests/plugins/
@@ -26,15 +30,15 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from importlib import resources
+from pathlib import Path
 from typing import Any, Final
 from urllib.parse import parse_qs
 
-import jsonschema  # type: ignore[import-untyped]  # no stubs; only the test extra installs it
+import jsonschema  # type: ignore[import-untyped]  # no stubs; the test extra installs it
 import yaml
 
-#: The package resource holding the excerpt (a copy of reference/stackstate-openapi-excerpt.yaml).
-SPEC_RESOURCE: Final = "stackstate-openapi.yaml"
+#: The excerpt, next to this module (a copy of reference/stackstate-openapi-excerpt.yaml).
+SPEC_PATH: Final = Path(__file__).with_name("stackstate-openapi.yaml")
 
 _METHODS: Final = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 
@@ -44,10 +48,9 @@ _INT_RANGES: Final = {"int64": (-(2**63), 2**63 - 1), "int32": (-(2**31), 2**31 
 @functools.cache
 def load_spec() -> dict[str, Any]:
     """The parsed excerpt (cached; callers must not mutate it)."""
-    text = resources.files("rotator.sandbox").joinpath(SPEC_RESOURCE).read_text("utf-8")
-    spec = yaml.safe_load(text)
+    spec = yaml.safe_load(SPEC_PATH.read_text("utf-8"))
     if not isinstance(spec, dict) or "paths" not in spec:
-        raise ValueError(f"{SPEC_RESOURCE} is not an OpenAPI document")
+        raise ValueError(f"{SPEC_PATH.name} is not an OpenAPI document")
     return spec
 
 

@@ -1,7 +1,8 @@
 """An in-memory emulator of the StackState (SUSE Observability) API paths the rotator uses.
 
-It serves every path of ``stackstate-openapi.yaml`` (the excerpt of the API published with the
-StackState CLI) under a configurable base path, ``/api`` by default, over real HTTP on 127.0.0.1:
+It serves every path of the OpenAPI excerpt of the API published with the StackState CLI (kept
+with this repository's tests as ``tests/contract/stackstate-openapi.yaml``) under a configurable
+base path, ``/api`` by default, over real HTTP on 127.0.0.1:
 
 =======  ==========================================  ===========================================
 method   path (under ``api_path``)                   permission the caller needs
@@ -24,9 +25,9 @@ A service token created through the API (or seeded) authenticates through ``X-AP
 is neither expired nor deleted, with the permissions of its roles (:data:`ROLE_PERMISSIONS`).
 Expiry is judged by the injected ``clock``: a key whose expiration is not after "now" is expired.
 
-Answers outside the excerpt, decided here and mirrored by the allow-list of
-:mod:`rotator.sandbox.openapi` (each is what the Akka-HTTP based StackState server plausibly says;
-none is documented by the generated spec):
+Answers outside the excerpt, decided here and mirrored by the allow-list of the contract checks
+in this repository's ``tests/contract/openapi.py`` (each is what the Akka-HTTP based StackState
+server plausibly says; none is documented by the generated spec):
 
 * 401 with an empty body for a missing, unknown, expired or deleted credential, and when several
   credential headers are sent at once (a client must send one; accepting the "best" of several
@@ -70,7 +71,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
-from rotator.sandbox._server import Emulator, LoggedRequest, Request, Response
+from rotator_sandbox._server import Emulator, LoggedRequest, Request, Response
 
 KeyKind = Literal["service-token", "ingestion-api-key"]
 

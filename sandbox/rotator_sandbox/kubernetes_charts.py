@@ -41,7 +41,7 @@ import string
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from rotator.sandbox.kubernetes import KubernetesEmulator
+    from rotator_sandbox.kubernetes import KubernetesEmulator
 
 #: The chart names (``.Chart.Name``), also the ``app.kubernetes.io/name`` label value.
 SUSE_AGENT_CHART = "suse-observability-agent"

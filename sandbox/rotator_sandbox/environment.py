@@ -15,11 +15,11 @@ from typing import Any, Literal, Self
 
 import yaml
 
-from rotator.sandbox._server import Emulator
-from rotator.sandbox.kubernetes import KubernetesEmulator
-from rotator.sandbox.kubernetes_charts import seed_agent_chart
-from rotator.sandbox.stackstate import StackStateEmulator
-from rotator.sandbox.vault import VaultEmulator
+from rotator_sandbox._server import Emulator
+from rotator_sandbox.kubernetes import KubernetesEmulator
+from rotator_sandbox.kubernetes_charts import seed_agent_chart
+from rotator_sandbox.stackstate import StackStateEmulator
+from rotator_sandbox.vault import VaultEmulator
 
 Service = Literal["stackstate", "vault", "kubernetes"]
 SERVICES: tuple[Service, ...] = ("stackstate", "vault", "kubernetes")

@@ -77,7 +77,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
-from rotator.sandbox._server import Emulator, Request, Response
+from rotator_sandbox._server import Emulator, Request, Response
 
 #: The Vault version the emulator claims in ``sys/health`` and ``sys/seal-status``.
 VAULT_VERSION: Final = "1.15.2"
