@@ -208,6 +208,16 @@ class _BadRequestError(Exception):
         self.message = message
 
 
+#: Every value any emulator of this process handed out, in order (a test suite's leak guard
+#: searches its outputs for them; see :func:`issued_in_process`).
+_ISSUED_IN_PROCESS: list[str] = []
+
+
+def issued_in_process() -> tuple[str, ...]:
+    """Every key value any StackState emulator of this process handed out, oldest first."""
+    return tuple(_ISSUED_IN_PROCESS)
+
+
 class StackStateEmulator(Emulator):
     """The StackState API paths of the excerpt, in memory, with faithful status codes and bodies."""
 
@@ -351,6 +361,7 @@ class StackStateEmulator(Emulator):
         )
         self._keys[kind][key_id] = key
         self._issued.append(key.value)
+        _ISSUED_IN_PROCESS.append(key.value)
         return key
 
     # -- faults that change the answer and a timed request log --------------------------------

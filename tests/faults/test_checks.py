@@ -5,6 +5,7 @@ name, a value in an alert), and the journal counts a request whose answer was lo
 from __future__ import annotations
 
 import httpx
+import pytest
 
 from tests.faults.harness import KEY, FaultWorld, orphan_name, restart_patches
 from tests.plugins.world import NAMESPACE
@@ -93,6 +94,7 @@ class TestInvariantChecks:
             fw.world.stackstate.seed_key("service-token", "twin", expiration=None, roles=[])
         assert fw.duplicate_problems("now") == ["duplicate key names now: ['twin']"]
 
+    @pytest.mark.leaks_on_purpose
     def test_a_value_in_an_alert_is_a_leak(self, fault_world: FaultWorld) -> None:
         """A key value in any alert request is an I4 problem."""
         fw = fault_world

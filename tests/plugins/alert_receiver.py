@@ -39,6 +39,10 @@ class Received:
         return json.loads(self.body)
 
 
+#: Every request any receiver of this process accepted (the leak guard reads alert payloads).
+ALL_RECEIVED: list[Received] = []
+
+
 class AlertReceiver(Emulator):
     """Records alert deliveries and answers a configurable status."""
 
@@ -63,10 +67,10 @@ class AlertReceiver(Emulator):
 
     def handle(self, request: Request) -> Response:
         """Remember the request and answer ``status``."""
+        received = Received(request.method, request.path, dict(request.headers), request.body)
         with self._received_lock:
-            self._received.append(
-                Received(request.method, request.path, dict(request.headers), request.body)
-            )
+            self._received.append(received)
+        ALL_RECEIVED.append(received)
         return Response(self.status, self.answer)
 
     def error_response(self, status: int, message: str) -> Response:
