@@ -138,9 +138,9 @@ def new_key_name(observed: ObservedKey, now: datetime, *, salt: bytes = PROCESS_
     return unique_key_name(observed.spec.name, now, taken, salt=salt)
 
 
-def _rotation_actions(observed: ObservedKey, now: datetime) -> tuple[Action, ...]:
+def _rotation_actions(observed: ObservedKey, name: str, now: datetime) -> tuple[Action, ...]:
+    """Create ``name``, verify it, push it everywhere, then switch the consumers over."""
     spec = observed.spec
-    name = new_key_name(observed, now)
     expires = now + spec.validity
     actions = [
         Action("create", None, f"{spec.kind} {name}, expires {expires:%Y-%m-%d %H:%M}Z"),
@@ -344,9 +344,7 @@ def _decide(observed: ObservedKey, now: datetime, *, force: bool) -> KeyPlan:
     spec = observed.spec
 
     def plan(decision: str, reason: str, **kwargs: Any) -> KeyPlan:
-        actions: tuple[Action, ...] = kwargs.get("actions", ())
-        if any(a.action == "create" for a in actions):
-            kwargs["new_key_name"] = new_key_name(observed, now)
+        # Plans that create go through _creating, which names the new key once.
         return KeyPlan(key=spec.name, kind=spec.kind, decision=decision, reason=reason, **kwargs)  # type: ignore[arg-type]
 
     blocked = _incomplete(observed) or _preflight(observed, now)
@@ -484,10 +482,11 @@ def _creating(observed: ObservedKey, base: KeyPlan, now: datetime, *, critical: 
             ),
         )
     warnings = tuple(f"rotating although {p}" for _, p in problems)
+    name = new_key_name(observed, now)
     return replace(
         base,
-        actions=_rotation_actions(observed, now),
-        new_key_name=new_key_name(observed, now),
+        actions=_rotation_actions(observed, name, now),
+        new_key_name=name,
         warnings=base.warnings + warnings,
     )
 
