@@ -8,11 +8,11 @@ daemon's leader election (``lock: lease``, the default with ``leader_election.en
   is written);
 * another one-shot run holds it — the run waits for the Lease (polling; bounded);
 * nobody holds it (absent, released, or expired on our own clock, client-go's rule) — the run
-  takes the Lease with its own :class:`~rotator.leader.LeaderElector`, renews it while it runs
-  and releases it afterwards.
+  takes the Lease with its own :class:`~rotator.daemon.leader.LeaderElector`, renews it while it
+  runs and releases it afterwards.
 
 **Annotations** (all values JSON; each write is a read-modify-write guarded by the Lease's
-``resourceVersion``, see :meth:`rotator.leader.LeaseLock.update_annotations`):
+``resourceVersion``, see :meth:`rotator.daemon.leader.LeaseLock.update_annotations`):
 
 ``rotator.stackstate.io/holder-role``
     ``"daemon"`` or ``"run"``: written by the holder with every renewal, removed on release. Only
@@ -52,14 +52,14 @@ from typing import Any, Final, Literal, Self
 
 import structlog
 
-from rotator.errors import RotatorError, TargetUnavailable, TemporaryError
-from rotator.leader import (
+from rotator.daemon.leader import (
     AnnotationChange,
     LeaderElector,
     LeaderRecord,
     LeaseLock,
     format_microtime,
 )
+from rotator.errors import RotatorError, TargetUnavailable, TemporaryError
 
 log = structlog.get_logger(__name__)
 

@@ -7,8 +7,8 @@ from datetime import datetime
 
 from hypothesis import strategies as st
 
+from rotator.daemon.metrics import CATEGORIES, STEPS
 from rotator.engine.model import CurrentKey, Failure, KeyPlan, KeyResult
-from rotator.metrics import CATEGORIES, STEPS
 
 DECISIONS = ("ok", "bootstrap", "rotate", "repair", "switch", "revoke", "blocked")
 OUTCOMES = ("unchanged", "rotated", "waiting", "revoked", "failed")

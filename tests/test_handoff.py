@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from rotator.daemon.leader import LeaderElector, LeaseLock
 from rotator.errors import TargetForbidden, TargetInvalid
 from rotator.handoff import (
     MAX_REPORT_BYTES,
@@ -37,7 +38,6 @@ from rotator.handoff import (
     summarize_report,
 )
 from rotator.kube import KubeClients
-from rotator.leader import LeaderElector, LeaseLock
 from rotator_sandbox.kubernetes import KubernetesEmulator
 from tests.plugins.clock import FrozenClock
 

@@ -1,4 +1,4 @@
-"""Tests for rotator.history and ``rotator history``."""
+"""Tests for rotator.daemon.history and ``rotator history``."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 import stat
 from pathlib import Path
 
-from rotator.history import History
+from rotator.daemon.history import History
 from tests.plugins.world import World
 
 

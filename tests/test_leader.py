@@ -17,6 +17,14 @@ from typing import Any
 
 import pytest
 
+from rotator.daemon.leader import (
+    RELEASED_LEASE_SECONDS,
+    LeaderElector,
+    LeaderRecord,
+    LeaseLock,
+    MicroTime,
+    format_microtime,
+)
 from rotator.errors import (
     ConfigError,
     TargetConflict,
@@ -25,14 +33,6 @@ from rotator.errors import (
     TargetUnavailable,
 )
 from rotator.kube import KubeClients
-from rotator.leader import (
-    RELEASED_LEASE_SECONDS,
-    LeaderElector,
-    LeaderRecord,
-    LeaseLock,
-    MicroTime,
-    format_microtime,
-)
 from rotator_sandbox.kubernetes import KubernetesEmulator
 from tests.plugins.kubernetes import KubeClock
 

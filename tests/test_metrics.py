@@ -1,4 +1,4 @@
-"""Tests for rotator.metrics: what a run's results do to the Prometheus metrics."""
+"""Tests for rotator.daemon.metrics: what a run's results do to the Prometheus metrics."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from hypothesis import strategies as st
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from rotator.daemon.metrics import CATEGORIES, STEPS, Metrics, build_version, failed_step
 from rotator.engine.model import CurrentKey, Failure, KeyPlan, KeyResult, KeySpec
 from rotator.engine.policy import Windows
-from rotator.metrics import CATEGORIES, STEPS, Metrics, build_version, failed_step
 from rotator.stackstate import ApiKey
 from tests.result_shapes import Shape, messages, shaped, shapes
 

@@ -1,4 +1,4 @@
-"""Tests for rotator.notify: which alerts a managed key's result raises."""
+"""Tests for rotator.daemon.notify: which alerts a managed key's result raises."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rotator.alerts.event import Alert, AlertEvent
+from rotator.daemon.notify import alerts_for, config_invalid, config_recovered
 from rotator.engine.model import CurrentKey, Failure, KeyPlan, KeyResult
 from rotator.errors import Category
-from rotator.notify import alerts_for, config_invalid, config_recovered
 from rotator.stackstate import ApiKey
 from tests.result_shapes import Shape, messages, shaped, shapes
 

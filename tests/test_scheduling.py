@@ -1,4 +1,4 @@
-"""Tests for rotator.scheduling: when the daemon looks at a key next."""
+"""Tests for rotator.daemon.scheduling: when the daemon looks at a key next."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rotator.scheduling import MIN_RETRY, next_check, retry_delay
+from rotator.daemon.scheduling import MIN_RETRY, next_check, retry_delay
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)

@@ -1,10 +1,11 @@
-"""Tests for rotator.service: readiness and the per-key metric series of the daemon."""
+"""Tests for rotator.daemon.service: readiness and the per-key metric series of the daemon."""
 
 from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from rotator.daemon.service import STACKSTATE_ERROR_TYPES, Service, stackstate_answered
 from rotator.engine.model import KeyResult
 from rotator.errors import (
     AmbiguousCreateError,
@@ -12,7 +13,6 @@ from rotator.errors import (
     StackStateTimeout,
     StackStateUnreachable,
 )
-from rotator.service import STACKSTATE_ERROR_TYPES, Service, stackstate_answered
 from tests.plugins.world import World
 from tests.result_shapes import Shape, messages, shaped, shapes
 

@@ -93,6 +93,7 @@ def _lease(
     wait_timeout: float,
     no_wait: bool,
 ) -> Iterator[RunGuard]:
+    from rotator.daemon.leader import LeaseLock  # noqa: PLC0415
     from rotator.handoff import (  # noqa: PLC0415 - the Kubernetes client loads on use
         HandedOver,
         LeaseRequester,
@@ -100,7 +101,6 @@ def _lease(
         RunRequest,
     )
     from rotator.kube import KubeClients  # noqa: PLC0415
-    from rotator.leader import LeaseLock  # noqa: PLC0415
 
     # The leader checks the names against its own configuration; a typo is a usage error here.
     configured = [k.name for k in config.keys]

@@ -322,7 +322,7 @@ def _notify_lock(
         return
     from rotator.alerts.dispatch import Alerter, build_hooks  # noqa: PLC0415 - on use only
     from rotator.alerts.event import Alert, AlertEvent  # noqa: PLC0415
-    from rotator.history import alert_state_path  # noqa: PLC0415
+    from rotator.daemon.history import alert_state_path  # noqa: PLC0415
 
     alerter = Alerter(
         build_hooks(config.alerts),

@@ -160,8 +160,8 @@ def status(ctx: click.Context, keys: tuple[str, ...], output: str) -> None:
 
 def _publish(config: RotatorConfig, specs: list[KeySpec], report: RunReport) -> None:
     from rotator.alerts.dispatch import Alerter, build_hooks  # noqa: PLC0415
-    from rotator.history import History, alert_state_path  # noqa: PLC0415
-    from rotator.notify import publish  # noqa: PLC0415
+    from rotator.daemon.history import History, alert_state_path  # noqa: PLC0415
+    from rotator.daemon.notify import publish  # noqa: PLC0415
 
     history = (
         History(config.history.path, max_bytes=config.history.max_bytes)

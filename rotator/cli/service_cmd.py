@@ -13,7 +13,7 @@ from rotator.cli.output import emit_json, table
 @click.pass_context
 def run(ctx: click.Context) -> None:
     """Run as a service: scheduled rotations, leader election, /metrics, /healthz, /readyz."""
-    from rotator.service import Service  # noqa: PLC0415 - the daemon's dependencies load on use
+    from rotator.daemon.service import Service  # noqa: PLC0415 - the daemon's dependencies load on use
 
     state = ctx.ensure_object(CliState)
     service = Service(state.config_path())
@@ -29,7 +29,7 @@ def run(ctx: click.Context) -> None:
 @click.pass_context
 def history(ctx: click.Context, key: str | None, limit: int, output: str) -> None:
     """Show the audit history of runs (newest last); needs history.path in the config."""
-    from rotator.history import History  # noqa: PLC0415
+    from rotator.daemon.history import History  # noqa: PLC0415
 
     config = ctx.ensure_object(CliState).load_config()
     if config.history.path is None:

@@ -2,7 +2,7 @@
 
 Every PromQL expression may only name metrics that the rotator exports: the names are found
 with a simple pattern (``rotator_...``, ``_bucket``/``_sum``/``_count`` stripped back to the
-histogram) and looked up in the families of :class:`rotator.metrics.Metrics`. Where
+histogram) and looked up in the families of :class:`rotator.daemon.metrics.Metrics`. Where
 ``promtool`` is installed (Debian's ``prometheus`` package, which ``.ci/run`` installs), every
 expression must also parse, with Grafana's variables replaced by what Grafana would send.
 """
@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
-from rotator.metrics import Metrics
+from rotator.daemon.metrics import Metrics
 
 DASHBOARD = (
     Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "stackstate-key-rotator.json"
@@ -66,7 +66,7 @@ class TestDashboard:
     """The dashboard's model and its queries."""
 
     def test_every_metric_is_exported(self, dashboard: dict[str, Any]) -> None:
-        """Each rotator_* name in a query is a family of rotator.metrics.Metrics."""
+        """Each rotator_* name in a query is a family of rotator.daemon.metrics.Metrics."""
         exported = exported_metrics()
         used = {
             HISTOGRAM_SERIES.sub("", name)

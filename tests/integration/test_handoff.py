@@ -1,6 +1,6 @@
 """``rotator rotate`` with the leader-election Lease: hand over to a live daemon, or hold the Lease.
 
-The daemon is an in-process :class:`~rotator.service.Service` leading through the Kubernetes
+The daemon is an in-process :class:`~rotator.daemon.service.Service` leading through the Kubernetes
 emulator's Lease; ``rotate`` runs through the real CLI (in-process too, another thread's view of
 the same emulators). Waits poll for a state with a generous deadline; nothing asserts on how long
 anything took.
@@ -17,6 +17,8 @@ from typing import Any
 import pytest
 import structlog
 
+from rotator.daemon.leader import LeaderElector, LeaseLock, format_microtime
+from rotator.daemon.service import Service
 from rotator.handoff import (
     REQUEST_ANNOTATION,
     RESPONSE_ANNOTATION,
@@ -25,8 +27,6 @@ from rotator.handoff import (
     RunResponse,
 )
 from rotator.kube import KubeClients
-from rotator.leader import LeaderElector, LeaseLock, format_microtime
-from rotator.service import Service
 from tests.plugins.world import NAMESPACE, World
 
 DEADLINE = 30.0

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import time_machine
 
-from rotator.service import Service
+from rotator.daemon.service import Service
 from tests.plugins.world import World
 
 

@@ -27,9 +27,9 @@ from typing import Final
 
 from rotator.alerts.dispatch import Alerter
 from rotator.alerts.event import Alert, AlertEvent
+from rotator.daemon.history import History
+from rotator.daemon.metrics import failure_of
 from rotator.engine.model import Failure, KeyResult, KeySpec, RunReport
-from rotator.history import History
-from rotator.metrics import failure_of
 
 #: ``failure.error_type`` of consumers not switched within ``switch_timeout`` (step ``switch``).
 SWITCH_TIMEOUT_ERROR_TYPE: Final = "SwitchTimeout"

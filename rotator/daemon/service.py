@@ -3,7 +3,7 @@
 - One job per managed key on its ``schedule`` (interval or cron, with jitter), ``max_instances=1``
   and ``coalesce=True``, plus a reconcile job over every key (which also sweeps orphans) and a
   first run of every key right after start-up. Engine runs are serialised: one at a time.
-- After a run the key's next look follows :func:`rotator.scheduling.next_check`: ``recheck``
+- After a run the key's next look follows :func:`rotator.daemon.scheduling.next_check`: ``recheck``
   while a switch-over is in progress, backoff that shrinks towards expiry after a failure.
 - With leader election only the leader starts runs; a replica that loses the lease stops
   starting steps at once (the engine checks a guard between keys). A new leader only observes:
@@ -43,6 +43,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from rotator.alerts.dispatch import Alerter, build_hooks
 from rotator.config import RotatorConfig, load_config
+from rotator.daemon.history import History, alert_state_path
+from rotator.daemon.leader import LeaderElector, LeaderRecord, LeaseLock
+from rotator.daemon.metrics import Metrics, failure_of
+from rotator.daemon.notify import config_invalid, config_recovered, publish
+from rotator.daemon.scheduling import next_check
 from rotator.engine.model import KeyResult, KeySpec, RunReport
 from rotator.engine.run import run_once, utc_now
 from rotator.errors import ConfigError, RotatorError, StackStateError
@@ -55,11 +60,6 @@ from rotator.handoff import (
     response_to,
     set_response,
 )
-from rotator.history import History, alert_state_path
-from rotator.leader import LeaderElector, LeaderRecord, LeaseLock
-from rotator.metrics import Metrics, failure_of
-from rotator.notify import config_invalid, config_recovered, publish
-from rotator.scheduling import next_check
 from rotator.timespec import cron_trigger
 from rotator.wiring import Runtime, build_runtime
 
