@@ -18,30 +18,49 @@
     │   ├── StackStateBadRequest      (Permanent) any other 4xx
     │   ├── StackStateProtocolError   (Permanent) an answer that does not match the API contract
     │   └── AmbiguousCreateError      (Temporary) a create whose outcome could not be settled
-    └── TargetError                   a target (Secret, Vault path, file) could not be read/written
-        ├── TargetUnavailable         (Temporary) unreachable, timeout, 5xx, Vault sealed
-        ├── TargetConflict            (Temporary) concurrent writer won every retry (409, CAS)
-        ├── TargetForbidden           (NeedsHuman) 401/403: credentials or policy
-        └── TargetInvalid             (Permanent) bad location, unparsable content, refused path
+    ├── TargetError                   a target (Secret, Vault path, file) could not be read/written
+    │   ├── TargetUnavailable         (Temporary) unreachable, timeout, 5xx, Vault sealed
+    │   ├── TargetConflict            (Temporary) concurrent writer won every retry (409, CAS)
+    │   ├── TargetForbidden           (NeedsHuman) 401/403: credentials or policy
+    │   └── TargetInvalid             (Permanent) bad location, unparsable content, refused path
+    ├── ConsumerError                 a workload or synced Secret could not be read or restarted
+    │   ├── ConsumerUnavailable       (Temporary) as TargetUnavailable
+    │   ├── ConsumerConflict          (Temporary) as TargetConflict
+    │   ├── ConsumerForbidden         (NeedsHuman) as TargetForbidden
+    │   └── ConsumerInvalid           (Permanent) as TargetInvalid
+    └── LeaseError                    the leader-election Lease could not be read/written
+        ├── LeaseUnavailable          (Temporary) as TargetUnavailable
+        ├── LeaseConflict             (Temporary) a concurrent writer won (409)
+        ├── LeaseForbidden            (NeedsHuman) as TargetForbidden
+        └── LeaseInvalid              (Permanent) as TargetInvalid
+
+The three families have the same four kinds with the same categories, so a failure of a
+consumer or of the Lease is the same data as a target's (``category``; ``error_type`` names the
+family). :class:`ErrorKinds` lets one translation (e.g. of Kubernetes API answers) produce the
+family of whoever made the call.
 
 Lower libraries' errors (httpx, hvac, kubernetes) are translated into this tree exactly once, in
-the adapter that called them. Messages never contain a key value or a request body.
+the client that made the call (``rotator.clients.kubernetes.map_api_error``,
+``rotator.clients.vault.map_error``, the StackState client's own). Messages never contain a key
+value or a request body.
 
 Each class also says, in :attr:`RotatorError.category`, what a person should do next; run reports,
 metrics and alerts take it from there (never from message text)::
 
     retry ............ TemporaryError and below (it will be tried again)
-    fix-config ....... ConfigError, TargetInvalid, StackStateInvalidExpiry, StackStateNotFound,
-                       StackStateBadRequest
-    fix-permissions .. TargetForbidden, StackStateUnauthorized, StackStateForbidden
+    fix-config ....... ConfigError, Target/Consumer/LeaseInvalid, StackStateInvalidExpiry,
+                       StackStateNotFound, StackStateBadRequest
+    fix-permissions .. Target/Consumer/LeaseForbidden, StackStateUnauthorized,
+                       StackStateForbidden
     human ............ every other PermanentError (a decision is needed)
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
-#: What a person should do about a failure (``failure.category`` in ``../shared/CLI.md``).
+#: What a person should do about a failure (``failure.category`` of the JSON output).
 Category = Literal["retry", "fix-config", "fix-permissions", "wait", "human"]
 
 
@@ -206,3 +225,71 @@ class TargetInvalid(TargetError, PermanentError):
     """The location is wrong or its content cannot be parsed or safely written."""
 
     category: Category = "fix-config"
+
+
+class ConsumerError(RotatorError):
+    """Base for failures reading or triggering a consumer (a workload, a synced Secret)."""
+
+
+class ConsumerUnavailable(ConsumerError, TemporaryError):
+    """The consumer's backend is unreachable, timed out or answered 5xx/429."""
+
+
+class ConsumerConflict(ConsumerError, TemporaryError):
+    """A concurrent writer won every retry of a consumer's write (Kubernetes 409)."""
+
+
+class ConsumerForbidden(ConsumerError, NeedsHumanError):
+    """The backend refused our credentials or RBAC (401/403) for a consumer's call."""
+
+    category: Category = "fix-permissions"
+
+
+class ConsumerInvalid(ConsumerError, PermanentError):
+    """The consumer's location is wrong, or the backend's answer cannot be used."""
+
+    category: Category = "fix-config"
+
+
+class LeaseError(RotatorError):
+    """Base for failures reading or writing the leader-election Lease."""
+
+
+class LeaseUnavailable(LeaseError, TemporaryError):
+    """The API server is unreachable, timed out or answered 5xx/429 for the Lease."""
+
+
+class LeaseConflict(LeaseError, TemporaryError):
+    """A concurrent writer changed the Lease first (409): the round (or write) is lost."""
+
+
+class LeaseForbidden(LeaseError, NeedsHumanError):
+    """The API server refused our credentials or RBAC (401/403) for the Lease."""
+
+    category: Category = "fix-permissions"
+
+
+class LeaseInvalid(LeaseError, PermanentError):
+    """The Lease cannot be written where configured (no such namespace, a refused record)."""
+
+    category: Category = "fix-config"
+
+
+@dataclass(frozen=True)
+class ErrorKinds:
+    """The four kinds of one family (target, consumer, Lease), for a shared translation."""
+
+    unavailable: type[TemporaryError]
+    conflict: type[TemporaryError]
+    forbidden: type[NeedsHumanError]
+    invalid: type[PermanentError]
+
+
+#: Errors of a target's own calls.
+TARGET_ERRORS = ErrorKinds(TargetUnavailable, TargetConflict, TargetForbidden, TargetInvalid)
+#: Errors of a consumer's own calls.
+CONSUMER_ERRORS = ErrorKinds(
+    ConsumerUnavailable, ConsumerConflict, ConsumerForbidden, ConsumerInvalid
+)
+#: Errors of the leader-election Lease's calls.
+LEASE_ERRORS = ErrorKinds(LeaseUnavailable, LeaseConflict, LeaseForbidden, LeaseInvalid)

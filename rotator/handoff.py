@@ -18,7 +18,8 @@ daemon's leader election (``lock: lease``, the default with ``leader_election.en
     ``"daemon"`` or ``"run"``: written by the holder with every renewal, removed on release. Only
     a daemon takes requests.
 ``rotator.stackstate.io/request``
-    ``{"id", "keys", "force", "requester", "requested_at", "expires_at"}`` — one request at a
+    ``{"id", "keys", "force", "requester", "requested_at", "expires_at"}`` (plus
+    ``"emergency": true`` for ``rotate --emergency``) — one request at a
     time: a requester waits while another request is pending (written, not yet answered, not
     expired). ``keys`` empty means every managed key. A leader ignores (and answers
     ``expired``) a request past ``expires_at``, so a request nobody waits for anymore never runs
@@ -59,7 +60,7 @@ from rotator.daemon.leader import (
     LeaseLock,
     format_microtime,
 )
-from rotator.errors import RotatorError, TargetUnavailable, TemporaryError
+from rotator.errors import LeaseUnavailable, RotatorError, TemporaryError
 
 log = structlog.get_logger(__name__)
 
@@ -123,6 +124,9 @@ class RunRequest:
     requester: str
     requested_at: datetime
     expires_at: datetime
+    #: ``rotate --emergency``: the leader plans the key with ``emergency`` (a leader that does
+    #: not know the field runs a plain forced rotation).
+    emergency: bool = False
 
     @classmethod
     def new(
@@ -133,6 +137,7 @@ class RunRequest:
         requester: str,
         valid_for: timedelta,
         now: datetime,
+        emergency: bool = False,
     ) -> RunRequest:
         """A request with a fresh id, valid for ``valid_for`` from ``now``."""
         return cls(
@@ -142,21 +147,22 @@ class RunRequest:
             requester=requester,
             requested_at=now,
             expires_at=now + valid_for,
+            emergency=emergency,
         )
 
     def to_json(self) -> str:
-        """The annotation value."""
-        return json.dumps(
-            {
-                "id": self.id,
-                "keys": list(self.keys),
-                "force": self.force,
-                "requester": self.requester,
-                "requested_at": format_microtime(self.requested_at),
-                "expires_at": format_microtime(self.expires_at),
-            },
-            sort_keys=True,
-        )
+        """The annotation value (``emergency`` only when set)."""
+        document: dict[str, Any] = {
+            "id": self.id,
+            "keys": list(self.keys),
+            "force": self.force,
+            "requester": self.requester,
+            "requested_at": format_microtime(self.requested_at),
+            "expires_at": format_microtime(self.expires_at),
+        }
+        if self.emergency:
+            document["emergency"] = True
+        return json.dumps(document, sort_keys=True)
 
     @classmethod
     def from_annotations(cls, annotations: Mapping[str, str]) -> RunRequest | None:
@@ -184,6 +190,7 @@ class RunRequest:
             requester=str(data.get("requester") or "?"),
             requested_at=requested_at,
             expires_at=expires_at,
+            emergency=data.get("emergency") is True,
         )
 
     def expired(self, now: datetime) -> bool:
@@ -274,8 +281,9 @@ def exit_code(report: Mapping[str, Any], request: RunRequest) -> int:
     1 when a key failed, or when a forced run of named keys left one blocked."""
     keys = [k for k in report.get("keys") or [] if isinstance(k, dict)]
     failed = any(k.get("outcome") == "failed" for k in keys)
+    held = ("blocked", "suspended")
     not_forced = (
-        request.force and bool(request.keys) and any(k.get("decision") == "blocked" for k in keys)
+        request.force and bool(request.keys) and any(k.get("decision") in held for k in keys)
     )
     return 1 if failed or not_forced else 0
 
@@ -394,7 +402,7 @@ class LeaseRequester:
         self._wall_clock = wall_clock
         self._sleep = sleep
         self._lost = threading.Event()
-        self._unavailable: TargetUnavailable | None = None
+        self._unavailable: LeaseUnavailable | None = None
         self.elector = LeaderElector(
             lock,
             identity=lock.identity,
@@ -446,7 +454,7 @@ class LeaseRequester:
         failures (forbidden, no such namespace) are raised: waiting would not help."""
         try:
             acquired = self.elector.try_acquire_or_renew(raise_errors=True)
-        except TargetUnavailable as exc:
+        except LeaseUnavailable as exc:
             self._unavailable = exc
             return False
         self._unavailable = None

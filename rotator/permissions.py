@@ -19,6 +19,7 @@ adapter call                                permission                          
 kubernetes-secret: read_namespaced_secret   get secrets/<name>                           yes
 kubernetes-secret: replace_namespaced_...   update secrets/<name>                        yes
 kubernetes-secret: create_namespaced_...    create secrets (any name, see below)         no
+kubernetes-secret, ``read: list``: LIST     list secrets (every name, see below)         yes
 agent preset: the chart's own Secret        get secrets/<chart Secret> (value adopted)   yes
 kubernetes-workload by name: read, patch    get, patch <kind>/<name> (apps)              yes
 kubernetes-workload by selector: list       list <kind>; get, patch <kind> (any name)    yes
@@ -29,7 +30,7 @@ leader election: read, replace              get, update leases/<name>           
 leader election: create                     create leases (any name)                     no
 ``lock.type: lease`` (rotate runs)          the same Lease entries                       yes
 ``lock.type: vault``: read, CAS write       read, create, update <mount>/data/<path>     yes
-Events (coming) in every namespace above    create, patch events ("", events.k8s.io)     no
+Events in every namespace above             create, patch, list events (core "")        no
 vault-kv v2: read_secret_version, POST      read, create, update <mount>/data/<path>     yes
 vault-kv v2: metadata read, POST            read, create, update <mount>/metadata/<p>    yes
 vault-kv v1: read, PUT                      read, create, update <mount>/<path>          yes
@@ -49,18 +50,23 @@ Decisions:
   only creates a Secret (or the Lease) that does not exist yet, so ``create`` is optional
   (``required=False``) and names the objects it is for in :attr:`KubernetesPermission.objects`;
   ``rotator doctor`` turns a denied ``create`` into a failure only when one of them is missing.
+- ``list`` on Secrets is granted only where the configuration opts into ``read: list`` (on the
+  ``kubernetes:`` section or per context): RBAC cannot limit a LIST to names or labels, so it
+  exposes every Secret of the namespace. The default ``read: get`` needs no ``list`` at all.
 - Vault ``create`` is required: it can be limited to the exact path and the rotator needs it
   whenever the path (or its KV v2 metadata, written first for crash safety) does not exist.
 - ``sys/internal/ui/mounts/<mount>``, which the session reads to learn a mount's KV version,
   needs no policy (Vault answers it for any token with access to the mount), and logins are
   unauthenticated, so neither appears here. The token paths are in Vault's ``default`` policy
   and the session copes without them, so they are optional.
-- Events: the rotator is about to report what it does as Kubernetes Events on the objects it
-  reads or changes, which live in the namespace of those objects. Events are written by a name
-  the recorder generates (``create``) and aggregated (``patch``), in both Event APIs (core
-  ``v1`` and ``events.k8s.io/v1``, client libraries use either), so neither can be limited by
-  name. They are optional: a denied Event never stops a rotation, and ``rotator doctor`` only
-  warns. The leader-election namespace gets none on its own account (the Lease has no Events).
+- Events (:mod:`rotator.events`): the rotator reports what it did as core ``v1`` Events on the
+  Secrets it writes and the workloads it restarts, which live in the namespace of those objects.
+  Events are written by a name the recorder generates (``create``), a repeat continues the
+  series (``patch`` of ``count``/``lastTimestamp``), and a one-shot run finds the series an
+  earlier run started with one field-selected ``list``; none can be limited by name. Only core
+  ``v1`` is used (events.k8s.io/v1 is a view of the same objects), so only it is granted. They
+  are optional: a denied Event never stops a rotation, and ``rotator doctor`` only warns. The
+  leader-election namespace gets none on its own account (the Lease has no Events).
 - StackState: the permission names are those of the StackState / SUSE Observability RBAC docs;
   an ingestion key is also verified (``/security/ingestion/authorize``) under
   ``manage-ingestion-api-keys``.
@@ -91,8 +97,8 @@ API_GROUPS: Final[dict[str, str]] = {
     "leases": "coordination.k8s.io",
 }
 
-#: The API groups of Events: core ``v1`` and ``events.k8s.io/v1`` (resource ``events`` in both).
-EVENT_API_GROUPS: Final[tuple[str, ...]] = ("", "events.k8s.io")
+#: The API groups of Events the rotator writes: core ``v1`` only (:mod:`rotator.events`).
+EVENT_API_GROUPS: Final[tuple[str, ...]] = ("",)
 
 #: Resource (plural) of each workload kind a consumer may name.
 WORKLOAD_RESOURCES: Final[dict[str, str]] = {
@@ -308,7 +314,8 @@ def derive_permissions(config: cfg.RotatorConfig) -> PermissionModel:
             )
         for target in key.effective_targets:
             if isinstance(target, cfg.KubernetesSecretTarget):
-                _secret_target(out, target, target.context or default_context, names)
+                listed = config.kubernetes.read_mode(target.context) == "list"
+                _secret_target(out, target, target.context or default_context, names, listed=listed)
             elif isinstance(target, cfg.VaultKvTarget):
                 uses_vault = True
                 _vault_target(out, target, names)
@@ -359,6 +366,8 @@ def _secret_target(
     target: cfg.KubernetesSecretTarget,
     context: str | None,
     names: tuple[str, ...],
+    *,
+    listed: bool = False,
 ) -> None:
     def entry(
         verb: str, name: str | None, why: str, *, objects: tuple[str, ...] = ()
@@ -377,6 +386,15 @@ def _secret_target(
         )
 
     out.add_kubernetes(entry("get", target.name, "read the key value and its rotation metadata"))
+    if listed:
+        out.add_kubernetes(
+            entry(
+                "list",
+                None,
+                "read the rotator's Secrets with one label-selected LIST per namespace "
+                "(kubernetes read: list; exposes every Secret of the namespace)",
+            )
+        )
     out.add_kubernetes(
         entry(
             "update", target.name, "write the new value and metadata (replace with resourceVersion)"
@@ -456,8 +474,9 @@ def _event_permissions(out: _Collector) -> None:
     for (context, namespace), keys in scopes.items():
         for group in EVENT_API_GROUPS:
             for verb, why in (
-                ("create", "report what it did as Kubernetes Events (coming; optional)"),
-                ("patch", "aggregate repeated Events (coming; optional)"),
+                ("create", "report what it did as Kubernetes Events (optional)"),
+                ("patch", "count a repeated Event in its series (optional)"),
+                ("list", "find the Event series an earlier run started (optional)"),
             ):
                 out.add_kubernetes(
                     KubernetesPermission(

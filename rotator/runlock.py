@@ -30,8 +30,8 @@ from typing import Any, Final, Self
 import hvac
 import structlog
 
+from rotator.clients.vault import VaultSession
 from rotator.errors import RotatorError, TargetConflict, TargetInvalid, TemporaryError
-from rotator.targets.vault import VaultSession
 
 log = structlog.get_logger(__name__)
 

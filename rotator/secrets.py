@@ -3,7 +3,7 @@
 A :class:`Secret` holds a key value the rotator obtained (a created key, a value read from a
 target, a credential from the configuration). Its ``repr``/``str`` are masked, so a value that
 slips into a log event, an exception message or plan output shows as ``**********``. Every
-Secret is also registered in a process-wide set that :class:`rotator.logging.RedactSecrets`
+Secret is also registered in a process-wide set that :class:`rotator.logs.RedactSecrets`
 consults as defence in depth, masking a registered value wherever it appears in an event.
 
 :func:`mask_fragments` goes further for text the rotator does not control (the output of a

@@ -18,9 +18,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, timedelta, tzinfo
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-from apscheduler.triggers.cron import CronTrigger
+if TYPE_CHECKING:
+    from apscheduler.triggers.cron import CronTrigger
 
 __all__ = [
     "DURATION_HINT",
@@ -176,8 +177,11 @@ def cron_trigger(expression: str, timezone: tzinfo = UTC) -> CronTrigger:
     """The APScheduler trigger of a standard 5-field crontab expression (day-of-week 0/7 = Sunday).
 
     Use this instead of ``CronTrigger.from_crontab``, which in APScheduler 3 reads day-of-week
-    numbers from Monday = 0. Raises :class:`ValueError` naming the bad field.
+    numbers from Monday = 0. Raises :class:`ValueError` naming the bad field. APScheduler is
+    imported here, on first use: a command without a cron expression never loads it.
     """
+    from apscheduler.triggers.cron import CronTrigger  # noqa: PLC0415 - imported late
+
     fields = expression.split()
     if len(fields) != 5:
         raise ValueError(

@@ -1358,7 +1358,7 @@ class TestExampleAndContract:
         config = load_config(EXAMPLE, environ=EXAMPLE_ENV)
         assert [key.name for key in config.keys] == ["agent-prod", "otel-prod", "legacy-host-agent"]
         assert config.key("otel-prod").policy.rotate_before == timedelta(days=27)
-        assert config.key("legacy-host-agent").policy.windows == ("* 2-5 * * 1-5",)
+        assert config.key("legacy-host-agent").policy.windows == ("0 2-5 * * 1-5",)
         assert len(config.alerts) == 5
 
     def test_example_needs_its_environment(self) -> None:

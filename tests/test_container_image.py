@@ -5,12 +5,13 @@ No Docker engine runs on our machines, so the image is checked through its parts
 - the ``Dockerfile`` text (stages, user, entrypoint, labels, environment);
 - the build context that ``.dockerignore`` admits, from which the wheel is built exactly as the
   builder stage does (``pip wheel --no-deps``);
-- the runtime stage's install step (``pip install <wheel>``) into a fresh virtual environment
-  made from the base interpreter, without the project's ``.venv`` — so the runtime dependencies
-  are the ones the wheel declares, resolved by pip as in the image (pip's download cache makes it
-  quick). What differs from the image: the base OS (not Debian slim), ``--no-cache-dir`` is
-  dropped for speed, and the read-only root filesystem is approximated by checking that running
-  the commands writes nothing into the installation;
+- the runtime stage's install step (``requirements.lock`` with ``--require-hashes``, then the
+  wheel with ``--no-deps``, then ``pip check``) into a fresh virtual environment made from the
+  base interpreter, without the project's ``.venv`` — so the runtime dependencies are exactly the
+  locked ones, as in the image, and ``pip check`` proves they cover what the wheel declares
+  (pip's download cache makes it quick). What differs from the image: the base OS (not Debian
+  slim), ``--no-cache-dir`` is dropped for speed, and the read-only root filesystem is
+  approximated by checking that running the commands writes nothing into the installation;
 - the installed ``rotator`` run with the image's environment: ``--version``, ``--help``, ``run
   --help``, ``check-config`` of the Helm chart's ConfigMap, the daemon itself against the
   StackState emulator (which runs in the test process: the image has no emulators, and ``rotator
@@ -146,7 +147,7 @@ class TestDockerfile:
         assert any(f"--from={dockerfile.stages[0].name}" in c for c in runtime.all("COPY"))
         installs = [run for run in runtime.all("RUN") if "pip install" in run]
         assert len(installs) == 1
-        assert "--no-cache-dir /wheels/*.whl" in installs[0]
+        assert "--no-deps --no-cache-dir /wheels/*.whl" in installs[0]
         assert not [run for run in runtime.all("RUN") if "apt" in run]
 
     def test_never_copies_or_installs_the_sandbox(self, dockerfile: Dockerfile) -> None:
@@ -297,7 +298,7 @@ class TestBuildContext:
     def test_keeps_everything_else_out(self, context: Path) -> None:
         """No tests, virtualenv, git data, deploy files, local configs or bytecode get in."""
         top = {path.name for path in context.iterdir()}
-        assert top == {"pyproject.toml", "README.md", "rotator"}
+        assert top == {"pyproject.toml", "README.md", "requirements.lock", "rotator"}
         assert not list(context.rglob("__pycache__"))
         assert not list(context.rglob("*.pyc"))
 
@@ -369,11 +370,16 @@ class Image:
 
 @pytest.fixture(scope="module")
 def image(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Image:
-    """The runtime stage: ``pip install <wheel>`` into a fresh venv of the base interpreter."""
+    """The runtime stage into a fresh venv of the base interpreter: the locked dependencies with
+    ``--require-hashes``, then the wheel alone, then ``pip check`` (as the Dockerfile does)."""
     root = tmp_path_factory.mktemp("image")
     venv = root / "venv"
     run([sys.executable, "-m", "venv", venv], PIP_TIMEOUT)
-    run([venv / "bin" / "python", "-m", "pip", "install", "--quiet", wheel], PIP_TIMEOUT)
+    pip = [venv / "bin" / "python", "-m", "pip"]
+    lock = ROOT / "requirements.lock"
+    run([*pip, "install", "--quiet", "--require-hashes", "--no-deps", "-r", lock], PIP_TIMEOUT)
+    run([*pip, "install", "--quiet", "--no-deps", wheel], PIP_TIMEOUT)
+    run([*pip, "check"], PIP_TIMEOUT)
     scratch = root / "tmp"
     scratch.mkdir()
     return Image(venv, scratch)

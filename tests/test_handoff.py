@@ -15,8 +15,9 @@ from typing import Any
 
 import pytest
 
+from rotator.clients.kubernetes import KubeClients
 from rotator.daemon.leader import LeaderElector, LeaseLock
-from rotator.errors import TargetForbidden, TargetInvalid
+from rotator.errors import LeaseForbidden, LeaseInvalid
 from rotator.handoff import (
     MAX_REPORT_BYTES,
     REQUEST_ANNOTATION,
@@ -37,7 +38,6 @@ from rotator.handoff import (
     set_response,
     summarize_report,
 )
-from rotator.kube import KubeClients
 from rotator_sandbox.kubernetes import KubernetesEmulator
 from tests.plugins.clock import FrozenClock
 
@@ -458,17 +458,17 @@ class TestLeaseRequester:
     ) -> None:
         """No permission on the Lease: the mapped error, not a wait until the timeout."""
         kube.forbid("create", "leases")
-        with pytest.raises(TargetForbidden, match="lease default/stackstate-key-rotator"):
+        with pytest.raises(LeaseForbidden, match="lease default/stackstate-key-rotator"):
             requester.claim(request(), timeout=300, wait=True)
         assert clocks.monotonic == 1000.0
 
     def test_a_missing_namespace_fails_at_once(self, clients: KubeClients, clocks: Clocks) -> None:
-        """A Lease in a namespace that does not exist cannot be created: TargetInvalid."""
+        """A Lease in a namespace that does not exist cannot be created: LeaseInvalid."""
         lock = LeaseLock(clients, namespace="nowhere", name=LEASE, identity="rotate-host-1")
         requester = LeaseRequester(
             lock, TIMINGS, clock=clocks.mono, wall_clock=clocks.wall, sleep=clocks.sleep
         )
-        with pytest.raises(TargetInvalid, match="not found"):
+        with pytest.raises(LeaseInvalid, match="not found"):
             requester.claim(request(), timeout=300, wait=True)
 
     def test_an_unreachable_api_server_is_retried_until_the_timeout(
@@ -477,7 +477,9 @@ class TestLeaseRequester:
         """503s are transient: the requester keeps trying, then gives up naming the Lease."""
         kube.fail_next("*", r"/apis/coordination\.k8s\.io/.*", 503, count=None)
         with pytest.raises(
-            LeaseBusy, match=r"cannot get: API server answered 503.*still failing after 3s"
+            LeaseBusy,
+            match=r"cannot get leases in namespace default: API server answered 503.*"
+            r"still failing after 3s",
         ):
             requester.claim(request(), timeout=3, wait=True)
         assert clocks.monotonic >= 1003.0

@@ -1,21 +1,45 @@
-"""Tests for KubeClients: configuration sources, errors naming file and context, the cache."""
+"""Tests for the Kubernetes client layer: configuration sources, errors naming file and context,
+the cache, the pool size, the one 409 loop and the one error translation."""
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 import yaml
 from kubernetes import client as k8s_client
+from kubernetes.client.exceptions import ApiException
 
-from rotator.errors import ConfigError
-from rotator.kube import KubeClients
+from rotator.clients.kubernetes import (
+    DEFAULT_POOL_SIZE,
+    Conflict,
+    KubeClients,
+    map_api_error,
+    retry_on_conflict,
+    translated,
+)
+from rotator.errors import (
+    CONSUMER_ERRORS,
+    LEASE_ERRORS,
+    TARGET_ERRORS,
+    ConfigError,
+    ConsumerError,
+    ConsumerForbidden,
+    LeaseConflict,
+    LeaseError,
+    TargetError,
+)
 from rotator_sandbox.kubernetes import KubernetesEmulator
 from rotator_sandbox.kubernetes_config import generate_tls
 
 TIMEOUT = 5.0
+#: Concurrent readers of the pool tests.
+READERS = 6
 
 
 def namespaces(clients: KubeClients, context: str | None = None) -> set[str]:
@@ -193,3 +217,211 @@ class TestInCluster:
         with KubeClients(kubeconfig, environ=environ) as clients:
             assert not clients.in_cluster
             assert "default" in namespaces(clients)
+
+
+class TestPoolSize:
+    """Each context's client keeps ``pool_size`` connections (the callers' workers)."""
+
+    def test_pool_size_reaches_the_connection_pool(self, kubeconfig: Path) -> None:
+        """The urllib3 pool of a built client holds the configured number of connections."""
+        clients = KubeClients(kubeconfig, pool_size=3)
+        pool_manager = clients.api_client().rest_client.pool_manager
+        assert pool_manager.connection_pool_kw["maxsize"] == 3
+        assert KubeClients(kubeconfig).pool_size == DEFAULT_POOL_SIZE
+
+    @pytest.mark.parametrize(("pool_size", "discarded"), [(READERS, False), (2, True)])
+    def test_concurrent_readers_fit_a_pool_of_their_number(
+        self,
+        kube: KubernetesEmulator,
+        kubeconfig: Path,
+        caplog: pytest.LogCaptureFixture,
+        pool_size: int,
+        discarded: bool,
+    ) -> None:
+        """READERS overlapping reads reuse a pool of READERS connections; a smaller pool makes
+        urllib3 open extra ones and discard them ("Connection pool is full")."""
+        clients = KubeClients(kubeconfig, pool_size=pool_size)
+        kube.add_latency("GET", r"^/api/v1/namespaces$", 0.3)
+        start = threading.Barrier(READERS)
+
+        def read(_: int) -> set[str]:
+            start.wait(timeout=TIMEOUT)
+            return namespaces(clients)
+
+        watched = caplog.at_level(logging.WARNING, logger="urllib3.connectionpool")
+        with watched, ThreadPoolExecutor(max_workers=READERS) as pool:
+            results = list(pool.map(read, range(READERS)))
+        clients.close()
+        assert all("default" in result for result in results)
+        full = [r for r in caplog.records if "Connection pool is full" in r.getMessage()]
+        assert bool(full) is discarded
+
+    def test_pool_size_below_one_is_refused(self, kubeconfig: Path) -> None:
+        """A pool without connections is a ConfigError."""
+        with pytest.raises(ConfigError, match="pool size must be at least 1"):
+            KubeClients(kubeconfig, pool_size=0)
+
+
+class TestRetryOnConflict:
+    """The one re-read-and-re-apply loop every read-modify-write uses."""
+
+    def test_conflicts_are_retried_with_a_doubling_backoff(self) -> None:
+        """Two lost attempts, then a win: three runs, waits of backoff and twice backoff."""
+        sleeps: list[float] = []
+        runs: list[int] = []
+
+        def attempt() -> str:
+            runs.append(1)
+            if len(runs) < 3:
+                raise Conflict
+            return "written"
+
+        assert (
+            retry_on_conflict(attempt, attempts=5, backoff=0.05, sleep=sleeps.append) == "written"
+        )
+        assert sleeps == pytest.approx([0.05, 0.1])
+
+    def test_a_persistent_conflict_is_raised_after_the_last_attempt(self) -> None:
+        """Every attempt lost: ``attempts`` runs, then the conflict for the caller to name."""
+        runs: list[int] = []
+
+        def attempt() -> None:
+            runs.append(1)
+            raise Conflict
+
+        with pytest.raises(Conflict):
+            retry_on_conflict(attempt, attempts=3, backoff=0.0, sleep=lambda _: None)
+        assert len(runs) == 3
+
+    def test_other_errors_end_the_loop_at_once(self) -> None:
+        """A failure that is not a conflict is not retried."""
+        runs: list[int] = []
+
+        def attempt() -> None:
+            runs.append(1)
+            raise ConfigError("broken")
+
+        with pytest.raises(ConfigError):
+            retry_on_conflict(attempt, attempts=5, backoff=0.0, sleep=lambda _: None)
+        assert runs == [1]
+
+    def test_a_caller_may_name_its_own_conflict(self) -> None:
+        """``conflict`` picks what counts as a lost race (the Lease retries on LeaseConflict)."""
+        runs: list[int] = []
+
+        def attempt() -> None:
+            runs.append(1)
+            raise LeaseConflict("lease x: conflict (409)")
+
+        with pytest.raises(LeaseConflict):
+            retry_on_conflict(
+                attempt, attempts=2, backoff=0.0, conflict=LeaseConflict, sleep=lambda _: None
+            )
+        assert len(runs) == 2
+
+
+class TestErrorFamilies:
+    """One translation, three families with the same categories."""
+
+    @pytest.mark.parametrize("status", [0, 400, 401, 403, 404, 409, 422, 429, 500])
+    def test_each_family_has_the_same_kind_and_category(self, status: int) -> None:
+        """A status becomes the same kind in every family, so failures stay the same data."""
+        families = {"Target": TARGET_ERRORS, "Consumer": CONSUMER_ERRORS, "Lease": LEASE_ERRORS}
+        bases = {"Target": TargetError, "Consumer": ConsumerError, "Lease": LeaseError}
+        kinds, categories = set(), set()
+        for family, errors in families.items():
+            mapped = map_api_error(
+                ApiException(status=status, reason="x"),
+                where="w",
+                verb="get",
+                resource="secrets",
+                namespace="ns",
+                timeout=1.0,
+                kinds=errors,
+            )
+            assert isinstance(mapped, bases[family])
+            kinds.add(type(mapped).__name__.removeprefix(family))
+            categories.add((mapped.category, mapped.retryable))
+        assert len(kinds) == 1
+        assert len(categories) == 1
+
+    def test_our_own_errors_pass_a_translated_block_unchanged(self) -> None:
+        """Only the client's failures are translated; a RotatorError raised inside is kept."""
+        block = translated(where="w", verb="get", resource="r", namespace="n", timeout=1.0)
+        with pytest.raises(ConfigError, match="ours"), block:
+            raise ConfigError("ours")
+
+    def test_a_client_failure_becomes_the_callers_family(self) -> None:
+        """A 403 inside a consumer's block is a ConsumerForbidden naming the call."""
+        block = translated(
+            where="w", verb="get", resource="r", namespace="n", timeout=1.0, kinds=CONSUMER_ERRORS
+        )
+        with pytest.raises(ConsumerForbidden, match=r"w: forbidden \(403\) to get r"), block:
+            raise ApiException(status=403, reason="Forbidden")
+
+
+class TestGenericCall:
+    """``KubeClients.call``: a request by path answered as JSON, without API classes."""
+
+    def test_get_returns_the_json_object(self, kubeconfig: Path) -> None:
+        """A GET by path answers the object as the API server sent it (camelCase JSON)."""
+        with KubeClients(kubeconfig) as clients:
+            listed = clients.call("GET", "/api/v1/namespaces")
+        assert listed["kind"] == "NamespaceList"
+        assert "default" in {item["metadata"]["name"] for item in listed["items"]}
+
+    def test_create_patch_and_query(self, kube: KubernetesEmulator, kubeconfig: Path) -> None:
+        """POST and strategic-merge PATCH carry their bodies; query parameters reach the server;
+        path parameters are filled in."""
+        body = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "s1", "namespace": "default", "labels": {"app": "x"}},
+            "data": {"k": "dg=="},
+        }
+        where = {"namespace": "default", "name": "s1"}
+        with KubeClients(kubeconfig) as clients:
+            created = clients.call(
+                "POST", "/api/v1/namespaces/{namespace}/secrets", path_params=where, body=body
+            )
+            patched = clients.call(
+                "PATCH",
+                "/api/v1/namespaces/{namespace}/secrets/{name}",
+                path_params=where,
+                body={"metadata": {"annotations": {"a": "b"}}},
+                content_type="application/strategic-merge-patch+json",
+            )
+            selected = clients.call(
+                "GET",
+                "/api/v1/namespaces/{namespace}/secrets",
+                path_params=where,
+                query={"labelSelector": "app=x", "limit": 10},
+            )
+        assert created["metadata"]["name"] == "s1"
+        assert patched["metadata"]["annotations"] == {"a": "b"}
+        assert [item["metadata"]["name"] for item in selected["items"]] == ["s1"]
+        assert kube.get("secrets", "default", "s1") is not None
+
+    def test_an_error_answer_is_the_clients_exception(self, kubeconfig: Path) -> None:
+        """A 404 raises ApiException with the status, the Status body and the headers, which
+        the one translation turns into the caller's error."""
+        with KubeClients(kubeconfig) as clients, pytest.raises(ApiException) as caught:
+            clients.call(
+                "GET",
+                "/api/v1/namespaces/{namespace}/secrets/{name}",
+                path_params={"namespace": "default", "name": "missing"},
+            )
+        assert caught.value.status == 404
+        assert '"kind":"Status"' in (caught.value.body or "").replace(" ", "")
+        assert caught.value.headers is not None
+        mapped = map_api_error(
+            caught.value,
+            where="w",
+            verb="get",
+            resource="secrets",
+            namespace="default",
+            timeout=1.0,
+            kinds=CONSUMER_ERRORS,
+        )
+        assert isinstance(mapped, ConsumerError)
+        assert "not found (404)" in str(mapped)

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from rotator.clients.kubernetes import KubeClients
 from rotator.daemon.leader import (
     RELEASED_LEASE_SECONDS,
     LeaderElector,
@@ -27,12 +28,11 @@ from rotator.daemon.leader import (
 )
 from rotator.errors import (
     ConfigError,
-    TargetConflict,
-    TargetForbidden,
-    TargetInvalid,
-    TargetUnavailable,
+    LeaseConflict,
+    LeaseForbidden,
+    LeaseInvalid,
+    LeaseUnavailable,
 )
-from rotator.kube import KubeClients
 from rotator_sandbox.kubernetes import KubernetesEmulator
 from tests.plugins.kubernetes import KubeClock
 
@@ -216,50 +216,50 @@ class TestLeaseLock:
         assert stored(kube)["acquireTime"] == "2025-06-01T12:00:00.000000Z"
 
     def test_update_with_a_stale_resource_version_is_a_conflict(self, lock: LeaseLock) -> None:
-        """A PUT carrying a resourceVersion that moved on raises TargetConflict (409)."""
+        """A PUT carrying a resourceVersion that moved on raises LeaseConflict (409)."""
         created = lock.create(self.record())
         lock.update(self.record(transitions=1), created.resource_version)
-        with pytest.raises(TargetConflict, match="409"):
+        with pytest.raises(LeaseConflict, match="409"):
             lock.update(self.record("b"), created.resource_version)
         assert lock.get() == self.record(transitions=1)
 
     def test_create_of_an_existing_lease_is_a_conflict(self, lock: LeaseLock) -> None:
-        """Creating a Lease someone created first raises TargetConflict."""
+        """Creating a Lease someone created first raises LeaseConflict."""
         lock.create(self.record())
-        with pytest.raises(TargetConflict):
+        with pytest.raises(LeaseConflict):
             lock.create(self.record("b"))
 
     def test_forbidden_is_target_forbidden(self, lock: LeaseLock, kube: KubernetesEmulator) -> None:
-        """RBAC refusing the read raises TargetForbidden naming the lease."""
+        """RBAC refusing the read raises LeaseForbidden naming the lease."""
         kube.forbid("get", "leases")
-        with pytest.raises(TargetForbidden, match=f"lease {NAMESPACE}/{LEASE}.*403"):
+        with pytest.raises(LeaseForbidden, match=f"lease {NAMESPACE}/{LEASE}.*403"):
             lock.get()
 
     @pytest.mark.parametrize("status", [500, 503, 429])
     def test_server_trouble_is_unavailable(
         self, lock: LeaseLock, kube: KubernetesEmulator, status: int
     ) -> None:
-        """A 5xx or 429 answer raises TargetUnavailable with the status."""
+        """A 5xx or 429 answer raises LeaseUnavailable with the status."""
         kube.fail_next("GET", LEASES_PATH, status)
-        with pytest.raises(TargetUnavailable, match=str(status)):
+        with pytest.raises(LeaseUnavailable, match=str(status)):
             lock.get()
 
     def test_rejected_record_is_invalid(self, lock: LeaseLock) -> None:
-        """A record the API server refuses (422, zero duration) raises TargetInvalid."""
+        """A record the API server refuses (422, zero duration) raises LeaseInvalid."""
         moment = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
-        with pytest.raises(TargetInvalid, match=r"422.*leaseDurationSeconds"):
+        with pytest.raises(LeaseInvalid, match=r"422.*leaseDurationSeconds"):
             lock.create(LeaderRecord("a", 0, moment, moment))
 
     def test_unreachable_api_server_is_unavailable(
         self, make_kube: Callable[..., KubernetesEmulator], tmp_path: Path
     ) -> None:
-        """A refused connection raises TargetUnavailable."""
+        """A refused connection raises LeaseUnavailable."""
         emulator = make_kube()
         path = emulator.write_kubeconfig(tmp_path / "gone")
         emulator.stop()
         with KubeClients(path, request_timeout=2.0) as clients:
             lock = LeaseLock(clients, namespace=NAMESPACE, name=LEASE, identity="a")
-            with pytest.raises(TargetUnavailable, match="cannot connect"):
+            with pytest.raises(LeaseUnavailable, match="cannot connect"):
                 lock.get()
 
 
@@ -442,7 +442,7 @@ class TestTryAcquireOrRenew:
         assert snapshot is not None
         assert b.try_acquire_or_renew()
         takeover = LeaderRecord("c", 15, snapshot.renew_time, snapshot.renew_time, 1)
-        with pytest.raises(TargetConflict):
+        with pytest.raises(LeaseConflict):
             c.lock.update(takeover, snapshot.resource_version)
         assert stored(kube)["holderIdentity"] == "b"
         assert c.try_acquire_or_renew() is False

@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from rotator.daemon.metrics import CATEGORIES, STEPS, Metrics, build_version, failed_step
 from rotator.engine.model import CurrentKey, Failure, KeyPlan, KeyResult, KeySpec
 from rotator.engine.policy import Windows
-from rotator.stackstate import ApiKey
+from rotator.keytypes import ApiKey
 from tests.result_shapes import Shape, messages, shaped, shapes
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)

@@ -12,7 +12,7 @@ from rotator.alerts.event import Alert, AlertEvent
 from rotator.daemon.notify import alerts_for, config_invalid, config_recovered
 from rotator.engine.model import CurrentKey, Failure, KeyPlan, KeyResult
 from rotator.errors import Category
-from rotator.stackstate import ApiKey
+from rotator.keytypes import ApiKey
 from tests.result_shapes import Shape, messages, shaped, shapes
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)

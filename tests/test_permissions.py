@@ -191,7 +191,8 @@ class TestPresets:
         }
         model = derive_permissions(config_with(load_yaml_config, token_key(preset=preset)))
         assert verbs(model, "deployments", "collector") == {("get", True), ("patch", True)}
-        assert not any(p.verb == "list" for p in model.kubernetes)
+        # No list of workloads (the optional Events list is about Events, not readers).
+        assert not any(p.verb == "list" and p.resource != "events" for p in model.kubernetes)
         assert verbs(model, "secrets", "open-telemetry-collector") == {
             ("get", True),
             ("update", True),
@@ -207,12 +208,10 @@ class TestPresets:
 
 
 class TestEvents:
-    """Events (the coming feature): optional create/patch where the rotator works."""
+    """Events (rotator.events): optional create/patch/list where the rotator works."""
 
-    def test_both_event_apis_in_every_namespace_of_a_key(
-        self, load_yaml_config: ConfigLoader
-    ) -> None:
-        """core and events.k8s.io, create and patch, any name, optional, with the key's names."""
+    def test_core_events_in_every_namespace_of_a_key(self, load_yaml_config: ConfigLoader) -> None:
+        """core v1 only; create, patch and list; any name, optional, with the key's names."""
         consumer = {"type": "synced-secret", "namespace": "apps", "name": "s", "key": "k"}
         model = derive_permissions(
             config_with(
@@ -223,8 +222,8 @@ class TestEvents:
         assert {(p.namespace, p.group, p.verb) for p in events} == {
             (namespace, group, verb)
             for namespace in ("monitoring", "apps")
-            for group in ("", "events.k8s.io")
-            for verb in ("create", "patch")
+            for group in ("",)
+            for verb in ("create", "patch", "list")
         }
         assert all(p.name is None and not p.required and p.keys == ("agent",) for p in events)
 
@@ -473,3 +472,57 @@ class TestVaultPolicy:
         assert "# keys: agent" in policy
         full = render_vault_policy(derive_permissions(config))
         assert 'path "auth/token/renew-self" {\n  capabilities = ["update"]\n}' in full
+
+
+class TestSecretListReadMode:
+    """``list`` on Secrets only where the configuration opts into ``read: list``."""
+
+    def test_get_mode_grants_no_list_on_secrets(self, load_yaml_config: ConfigLoader) -> None:
+        """The default reads by name: no name-less list of Secrets anywhere."""
+        model = derive_permissions(
+            config_with(load_yaml_config, token_key(targets=[secret_target()]))
+        )
+        assert verbs(model, "secrets", None) == {("create", False)}
+
+    def test_list_mode_grants_list_in_the_namespaces_of_its_targets(
+        self, load_yaml_config: ConfigLoader
+    ) -> None:
+        """read: list on the kubernetes section: a required name-less list per namespace of a
+        Secret target, beside the GET by name (a Secret not created by the rotator)."""
+        config = config_with(
+            load_yaml_config,
+            token_key("a", targets=[secret_target("a-key", "monitoring")]),
+            token_key("b", targets=[secret_target("b-key", "apps")]),
+            kubernetes={"read": "list"},
+        )
+        model = derive_permissions(config)
+        listed = {
+            (p.namespace, p.required, p.keys)
+            for p in model.kubernetes
+            if (p.resource, p.verb, p.name) == ("secrets", "list", None)
+        }
+        assert listed == {("monitoring", True, ("a",)), ("apps", True, ("b",))}
+        assert ("get", True) in verbs(model, "secrets", "a-key")
+        rules = role_rules(model.kubernetes_scopes()[(None, "monitoring")])
+        secret_rules = [r.to_dict() for r in rules if r.resources == ("secrets",)]
+        assert {"apiGroups": [""], "resources": ["secrets"], "verbs": ["list", "create"]} in (
+            secret_rules
+        )
+
+    def test_a_context_override_applies_to_that_context_only(
+        self, load_yaml_config: ConfigLoader
+    ) -> None:
+        """contexts: {prod: {read: list}} lists in prod; the default context keeps GETs."""
+        config = config_with(
+            load_yaml_config,
+            token_key("a", targets=[secret_target("a-key", "monitoring", context="prod")]),
+            token_key("b", targets=[secret_target("b-key", "monitoring")]),
+            kubernetes={"contexts": {"prod": {"read": "list"}}},
+        )
+        model = derive_permissions(config)
+        listed = [
+            p.context
+            for p in model.kubernetes
+            if (p.resource, p.verb, p.name) == ("secrets", "list", None)
+        ]
+        assert listed == ["prod"]

@@ -1,11 +1,13 @@
-"""Tests for rotator.daemon.service: readiness and the per-key metric series of the daemon."""
+"""Tests for rotator.daemon.service and .probes: readiness and the per-key metric series of the
+daemon."""
 
 from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rotator.daemon.service import STACKSTATE_ERROR_TYPES, Service, stackstate_answered
+from rotator.daemon.probes import STACKSTATE_ERROR_TYPES, stackstate_answered
+from rotator.daemon.service import Service
 from rotator.engine.model import KeyResult
 from rotator.errors import (
     AmbiguousCreateError,

@@ -19,6 +19,16 @@ import pytest
 import structlog
 from pydantic import SecretStr
 
+from rotator.clients.stackstate import (
+    KEY_KINDS,
+    ApiKey,
+    KeyKind,
+    ServerInfo,
+    StackStateClient,
+    from_epoch_ms,
+    parse_retry_after,
+    to_epoch_ms,
+)
 from rotator.errors import (
     AmbiguousCreateError,
     ConfigError,
@@ -34,16 +44,7 @@ from rotator.errors import (
     StackStateUnreachable,
 )
 from rotator.secrets import Secret
-from rotator.stackstate import (
-    KEY_KINDS,
-    ApiKey,
-    KeyKind,
-    ServerInfo,
-    StackStateClient,
-    from_epoch_ms,
-    parse_retry_after,
-    to_epoch_ms,
-)
+from rotator.wiring import build_stackstate_client
 from rotator_sandbox.kubernetes_config import generate_tls
 from rotator_sandbox.stackstate import StackStateEmulator
 from tests.plugins.stackstate import MutableClock
@@ -855,7 +856,8 @@ class TestTls:
 
 @dataclass
 class Settings:
-    """A stand-in for the config module's ``stackstate:`` model (StackStateSettingsLike)."""
+    """A stand-in for the config module's ``stackstate:`` model, as
+    :func:`rotator.wiring.build_stackstate_client` reads it."""
 
     url: str
     api_path: str = "/api"
@@ -870,15 +872,15 @@ class Settings:
 class TestConfiguration:
     """Construction from settings, credentials and paths."""
 
-    def test_from_settings_refuses_plain_http_unless_allowed(
+    def test_built_from_settings_refuses_plain_http_unless_allowed(
         self, stackstate: StackStateEmulator
     ) -> None:
         """http:// is refused by default and works with allow_insecure_http."""
         settings = Settings(url=stackstate.url, api_token=SecretStr(stackstate.api_token))
         with pytest.raises(ConfigError, match="allow_insecure_http"):
-            StackStateClient.from_settings(settings)
+            build_stackstate_client(settings)
         settings.allow_insecure_http = True
-        with StackStateClient.from_settings(settings) as client:
+        with build_stackstate_client(settings) as client:
             assert client.list_keys("ingestion-api-key") == []
 
     def test_api_token_is_sent_as_x_api_token(self, stackstate: StackStateEmulator) -> None:

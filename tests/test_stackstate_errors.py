@@ -1,4 +1,4 @@
-"""rotator.stackstate.map_error: every httpx failure and every HTTP status has one mapped class."""
+"""rotator.clients.stackstate.map_error: each httpx failure and HTTP status has one mapped class."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from rotator.clients.stackstate import map_error
 from rotator.errors import (
     ConfigError,
     RotatorError,
@@ -23,7 +24,6 @@ from rotator.errors import (
     StackStateUnreachable,
 )
 from rotator.secrets import Secret
-from rotator.stackstate import map_error
 
 OPERATION = "list service-token keys"
 REQUEST = httpx.Request("GET", "https://user:pw@stackstate.example:8443/api/security/tokens?x=1")

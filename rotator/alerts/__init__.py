@@ -9,6 +9,6 @@
   :mod:`~rotator.alerts.command` (they never import each other; the HTTP ones share the POST
   of :mod:`rotator.alerts._http`);
 - :mod:`rotator.alerts.dispatch` — :class:`~rotator.alerts.dispatch.Alerter` (event filter,
-  deduplication, retries; a failing hook never breaks a run) and
-  :func:`~rotator.alerts.dispatch.build_hooks`.
+  deduplication, retries; a failing hook never breaks a run). The hooks are built from the
+  ``alerts:`` configuration by :func:`rotator.wiring.build_hooks`: nothing here reads it.
 """

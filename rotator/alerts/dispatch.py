@@ -1,6 +1,9 @@
 """The dispatcher: which hook gets which alert, how often, with retries, never raising.
 
-:meth:`Alerter.notify` takes one :class:`~rotator.alerts.event.Alert` and:
+The hooks come paired with their route (:class:`HookRoute`: events, ``repeat_interval``,
+``timeout``; the ``alerts:`` entries of the configuration satisfy it), built from the
+configuration by :func:`rotator.wiring.build_hooks`. :meth:`Alerter.notify` takes one
+:class:`~rotator.alerts.event.Alert` and:
 
 1. **Routes** it to every hook whose ``events`` list the alert's event.
 2. **Deduplicates** per (hook, dedup key, event): an alert the hook was already sent is sent
@@ -16,10 +19,10 @@
    ``recovered`` for every key) thus send nothing.
 3. **Delivers** to the due hooks concurrently, each in its own thread with its own deadline, so
    a slow or dead hook never delays the others by more than its own deadline. Each delivery is
-   tried up to ``retries`` times with ``backoff`` between attempts, and stops early when the
-   next attempt could not start before the hook's deadline (default: ``retries`` x the hook's
-   timeout). Errors marked not retryable (HTTP 4xx other than 408/425/429, a missing program)
-   are not tried again.
+   tried (with tenacity) up to ``retries`` times with ``backoff`` between attempts, and stops
+   early when the next attempt could not start before the hook's deadline (default:
+   ``retries`` x the hook's timeout). Errors marked not retryable (HTTP 4xx other than
+   408/425/429, a missing program) and unexpected errors (a hook's bug) are not tried again.
 4. **Reports** each hook's outcome through ``on_result(hook name, result)`` for metrics:
    ``sent``, ``failed`` (every attempt failed; logged, never raised) or ``suppressed`` (held
    back by ``repeat_interval``). A ``recovered`` with nothing to resolve is not an alert and is
@@ -28,9 +31,11 @@
 A failed delivery is not remembered as sent: the next ``notify`` of the same problem tries it
 again, whatever the ``repeat_interval``.
 
-With ``state_path`` (the daemon and ``rotate`` put it beside ``history.path``) the state is kept
-in a file, so cron runs and a restarted daemon deduplicate and resolve what an earlier process
-sent. Without it the state is in memory only: after a restart an ongoing problem is sent once
+The deduplication state is always held in memory and, with ``state_path``, also on disk: the
+daemon, ``rotate`` and the lock's alerts put it beside ``history.path``
+(``<path>.alerts.json``, 0600, rewritten atomically after each change and read at start-up), so
+cron runs and a restarted daemon deduplicate and resolve what an earlier process sent. Only
+without ``history.path`` is it in memory alone: after a restart an ongoing problem is sent once
 more, and a ``recovered`` for a problem sent before the restart is not sent (PagerDuty and
 Alertmanager incidents opened before it are then resolved by hand, or by Alertmanager once the
 alert's hold ends).
@@ -42,34 +47,41 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Final, Literal
+from typing import Final, Literal, Protocol
 
 import structlog
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
+from tenacity import stop_before_delay as tenacity_stop_before_delay
 
-from rotator.alerts.alertmanager import AlertmanagerHook
 from rotator.alerts.base import AlertDeliveryError, AlertHook
-from rotator.alerts.command import CommandHook
 from rotator.alerts.event import Alert, AlertEvent
-from rotator.alerts.pagerduty import PagerDutyHook
-from rotator.alerts.slack import SlackHook
-from rotator.alerts.webhook import WebhookHook
-from rotator.config import (
-    AlertmanagerAlert,
-    CommandAlert,
-    PagerDutyAlert,
-    SlackAlert,
-    WebhookAlert,
-)
 from rotator.secrets import redact
 
 log = structlog.get_logger(__name__)
 
-#: The configuration model of one hook (an entry of ``alerts:``).
-HookConfig = WebhookAlert | SlackAlert | PagerDutyAlert | AlertmanagerAlert | CommandAlert
+
+class HookRoute(Protocol):
+    """Where and how often a hook is sent alerts (an ``alerts:`` entry satisfies it)."""
+
+    @property
+    def events(self) -> Collection[AlertEvent]:
+        """The events the hook receives."""
+        ...
+
+    @property
+    def repeat_interval(self) -> timedelta:
+        """An ongoing problem is sent again after this long."""
+        ...
+
+    @property
+    def timeout(self) -> timedelta:
+        """The timeout of one delivery attempt."""
+        ...
+
 
 Result = Literal["sent", "failed", "suppressed"]
 #: ``on_result(hook name, result)``.
@@ -91,40 +103,10 @@ def exponential_backoff(base: float = 1.0, cap: float = 30.0) -> Backoff:
 
 #: 1 s, 2 s, 4 s, ... at most 30 s.
 DEFAULT_BACKOFF: Final = exponential_backoff()
-
-
-def hook_name(config: HookConfig, index: int) -> str:
-    """The configured name, or ``<type>[<index>]``."""
-    return config.name or f"{config.type}[{index}]"
-
-
-def build_hook(config: HookConfig, index: int) -> AlertHook:
-    """The hook instance for one ``alerts:`` entry (secrets revealed only into the hook)."""
-    name = hook_name(config, index)
-    timeout = config.timeout.total_seconds()
-    if isinstance(config, WebhookAlert):
-        secret = config.hmac_secret.get_secret_value() if config.hmac_secret else None
-        headers = {key: value.get_secret_value() for key, value in config.headers.items()}
-        return WebhookHook(name, config.url, timeout=timeout, hmac_secret=secret, headers=headers)
-    if isinstance(config, SlackAlert):
-        if config.webhook_url is None:  # the config model rejects this already
-            raise ValueError(f"slack hook {name}: webhook_url is missing")
-        return SlackHook(name, config.webhook_url.get_secret_value(), timeout=timeout)
-    if isinstance(config, PagerDutyAlert):
-        if config.routing_key is None:  # the config model rejects this already
-            raise ValueError(f"pagerduty hook {name}: routing_key is missing")
-        return PagerDutyHook(
-            name, config.routing_key.get_secret_value(), url=config.url, timeout=timeout
-        )
-    if isinstance(config, AlertmanagerAlert):
-        # Twice the repeat interval: a firing alert outlives the gap until its next re-send.
-        return AlertmanagerHook(name, config.url, timeout=timeout, hold=config.repeat_interval * 2)
-    return CommandHook(name, config.command, timeout=timeout, env=config.env)
-
-
-def build_hooks(configs: Sequence[HookConfig]) -> list[tuple[HookConfig, AlertHook]]:
-    """Each ``alerts:`` entry paired with its hook instance, in configuration order."""
-    return [(config, build_hook(config, index)) for index, config in enumerate(configs)]
+#: Events sent every time they happen: a success, and an emergency rotation (each one matters).
+_NEVER_DEDUPLICATED: Final = frozenset(
+    {AlertEvent.ROTATION_SUCCEEDED, AlertEvent.EMERGENCY_ROTATION}
+)
 
 
 class Alerter:
@@ -132,7 +114,7 @@ class Alerter:
 
     def __init__(
         self,
-        hooks: Sequence[tuple[HookConfig, AlertHook]],
+        hooks: Sequence[tuple[HookRoute, AlertHook]],
         *,
         clock: Callable[[], datetime],
         retries: int = DEFAULT_RETRIES,
@@ -166,7 +148,7 @@ class Alerter:
     def notify(self, alert: Alert) -> None:
         """Send ``alert`` to every hook that is due for it; never raises for a hook's failure."""
         now = self._clock()
-        due: list[tuple[int, HookConfig, AlertHook]] = []
+        due: list[tuple[int, HookRoute, AlertHook]] = []
         for index, (config, hook) in enumerate(self._hooks):
             if alert.event not in config.events:
                 if alert.event is AlertEvent.RECOVERED:
@@ -201,10 +183,10 @@ class Alerter:
     # -- deduplication ---------------------------------------------------------------------------
 
     def _decide(
-        self, index: int, config: HookConfig, alert: Alert, now: datetime
+        self, index: int, config: HookRoute, alert: Alert, now: datetime
     ) -> Literal["send", "suppressed", "nothing"]:
         """Whether the hook gets the alert now, is held back, or has nothing to resolve."""
-        if alert.event is AlertEvent.ROTATION_SUCCEEDED:
+        if alert.event in _NEVER_DEDUPLICATED:
             return "send"
         with self._lock:
             if alert.event is AlertEvent.RECOVERED:
@@ -218,7 +200,7 @@ class Alerter:
 
     def _remember(self, index: int, alert: Alert, now: datetime) -> None:
         """Record a delivery; a delivered ``recovered`` clears its dedup key's state."""
-        if alert.event is AlertEvent.ROTATION_SUCCEEDED:
+        if alert.event in _NEVER_DEDUPLICATED:
             return
         if alert.event is AlertEvent.RECOVERED:
             self._end_incident(index, alert.dedup_key, pending_since=None)
@@ -289,42 +271,52 @@ class Alerter:
 
     # -- delivery --------------------------------------------------------------------------------
 
-    def _deliver(self, config: HookConfig, hook: AlertHook, alert: Alert) -> bool:
+    def _deliver(self, config: HookRoute, hook: AlertHook, alert: Alert) -> bool:
         """Try the hook until it succeeds, attempts run out or its deadline would pass."""
         budget = self._deadline or config.timeout * self._retries
-        deadline = time.monotonic() + budget.total_seconds()
         facts = {
             "hook": hook.name,
             "alert_event": str(alert.event),
             "managed_key": alert.managed_key,
             "dedup_key": alert.dedup_key,
         }
-        reason = "not attempted"
-        attempt = 0
-        while attempt < self._retries:
-            attempt += 1
-            try:
-                hook.send(alert)
-            except AlertDeliveryError as exc:
-                reason = redact(str(exc))
-                if not exc.retry:
-                    break
-            except Exception as exc:  # noqa: BLE001 - a hook's bug must never stop a rotation
-                # The type only: the message of an unexpected error may quote anything.
-                reason = f"{hook.name}: unexpected {type(exc).__name__}"
-                break
-            else:
-                log.info("alert.sent", **facts, attempts=attempt)
-                return True
-            if attempt >= self._retries:
-                break
-            delay = max(0.0, self._backoff(attempt))
-            if time.monotonic() + delay >= deadline:
+
+        def announce(state: RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome is not None else None
+            log.debug(
+                "alert.retry",
+                **facts,
+                attempt=state.attempt_number,
+                delay_s=state.upcoming_sleep,
+                error=redact(str(error)),
+            )
+
+        attempts = 0
+        retrying = Retrying(
+            stop=stop_after_attempt(self._retries)
+            | tenacity_stop_before_delay(budget.total_seconds()),
+            wait=lambda state: max(0.0, self._backoff(state.attempt_number)),
+            retry=retry_if_exception(_retryable),
+            before_sleep=announce,
+            sleep=time.sleep,
+            reraise=True,
+        )
+        try:
+            for attempt in retrying:
+                with attempt:
+                    attempts = attempt.retry_state.attempt_number
+                    hook.send(alert)
+        except AlertDeliveryError as exc:
+            reason = redact(str(exc))
+            if exc.retry and attempts < self._retries:
                 reason += " (deadline reached)"
-                break
-            log.debug("alert.retry", **facts, attempt=attempt, delay_s=delay, error=reason)
-            time.sleep(delay)
-        log.warning("alert.failed", **facts, attempts=attempt, error=reason)
+        except Exception as exc:  # noqa: BLE001 - a hook's bug must never stop a rotation
+            # The type only: the message of an unexpected error may quote anything.
+            reason = f"{hook.name}: unexpected {type(exc).__name__}"
+        else:
+            log.info("alert.sent", **facts, attempts=attempts)
+            return True
+        log.warning("alert.failed", **facts, attempts=attempts, error=reason)
         return False
 
     def _report(self, hook: str, result: Result) -> None:
@@ -335,3 +327,8 @@ class Alerter:
             self._on_result(hook, result)
         except Exception:  # metrics are best effort: never let them break alerting
             log.exception("alert.on_result_failed", hook=hook, result=result)
+
+
+def _retryable(exc: BaseException) -> bool:
+    """Only delivery errors the hook marked as temporary are tried again."""
+    return isinstance(exc, AlertDeliveryError) and exc.retry

@@ -13,7 +13,7 @@ The document (the body of the ``webhook`` hook, the standard input of the ``comm
       "source":      "stackstate-key-rotator",
       "event":       "rotation_failed",        # rotation_failed | key_expiring | key_expired |
                                                # switch_timeout | config_invalid | recovered |
-                                               # rotation_succeeded
+                                               # rotation_succeeded | emergency_rotation
       "severity":    "error",                  # critical | error | warning | info
       "managed_key": "agent-prod-eu",          # null for config_invalid
       "kind":        "service-token",          # service-token | ingestion-api-key | null
@@ -43,7 +43,9 @@ grouped into classes so that one ``recovered`` alert resolves them: ``failure``
 (rotation_failed, switch_timeout), ``expiry`` (key_expiring, key_expired), ``config``
 (config_invalid). A ``recovered`` alert names the class it resolves in ``resolves`` and carries
 that class's dedup key, which is what PagerDuty and Alertmanager need to close the incident.
-``rotation_succeeded`` is informational and has the class ``rotation``.
+``rotation_succeeded`` is informational and has the class ``rotation``;
+``emergency_rotation`` (``rotate --emergency``, severity critical) has the class ``emergency``
+and, like ``rotation_succeeded``, is never deduplicated nor resolved by ``recovered``.
 """
 
 from __future__ import annotations
@@ -71,6 +73,9 @@ class AlertEvent(StrEnum):
     CONFIG_INVALID = "config_invalid"
     RECOVERED = "recovered"
     ROTATION_SUCCEEDED = "rotation_succeeded"
+    #: ``rotate --emergency`` replaced a (possibly leaked) key: severity critical, sent to every
+    #: hook by default, never deduplicated; the summary says what happened to the old key.
+    EMERGENCY_ROTATION = "emergency_rotation"
 
 
 #: The event class of every event except ``recovered`` (whose class is its ``resolves``).
@@ -81,6 +86,7 @@ EVENT_CLASSES: Final[dict[AlertEvent, str]] = {
     AlertEvent.KEY_EXPIRED: "expiry",
     AlertEvent.CONFIG_INVALID: "config",
     AlertEvent.ROTATION_SUCCEEDED: "rotation",
+    AlertEvent.EMERGENCY_ROTATION: "emergency",
 }
 
 #: Classes a ``recovered`` alert can resolve.
@@ -88,6 +94,7 @@ RESOLVABLE_CLASSES: Final = frozenset({"failure", "expiry", "config"})
 
 _SEVERITIES: Final[dict[AlertEvent, Severity]] = {
     AlertEvent.KEY_EXPIRED: "critical",
+    AlertEvent.EMERGENCY_ROTATION: "critical",
     AlertEvent.ROTATION_FAILED: "error",
     AlertEvent.SWITCH_TIMEOUT: "error",
     AlertEvent.CONFIG_INVALID: "error",

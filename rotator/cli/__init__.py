@@ -1,6 +1,6 @@
 """The ``rotator`` command line: global options, error handling and exit codes.
 
-Exit codes (``../CLI.md``): 0 healthy or progressing, 1 at least one managed key failed or a call
+Exit codes (README): 0 healthy or progressing, 1 at least one managed key failed or a call
 failed, 2 usage or configuration error (nothing was changed). Every command turns our own errors
 into one readable line on stderr — never a traceback.
 """
@@ -17,10 +17,13 @@ import click
 
 from rotator import __version__
 from rotator.errors import ConfigError, RotatorError
-from rotator.logs import LEVELS, configure_logging
 
 if TYPE_CHECKING:
     from rotator.config import RotatorConfig
+
+#: ``rotator.logs.LEVELS``, spelled out so that ``--help`` loads no logging library (structlog
+#: is imported when a command runs; a test of the start-up imports checks the two agree).
+LOG_LEVELS = ("critical", "debug", "error", "info", "warning")
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -67,7 +70,12 @@ def config_option(func: Any) -> Any:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--config", "config_file", metavar="FILE", help="Configuration file.")
+@click.option(
+    "--config",
+    "config_file",
+    metavar="FILE",
+    help="Configuration file (default: $ROTATOR_CONFIG, else ./rotator.yaml).",
+)
 @click.option(
     "--log-format",
     type=click.Choice(["console", "json", "auto"]),
@@ -77,18 +85,33 @@ def config_option(func: Any) -> Any:
 )
 @click.option(
     "--log-level",
-    type=click.Choice(sorted(LEVELS), case_sensitive=False),
+    type=click.Choice(LOG_LEVELS, case_sensitive=False),
     default="info",
     show_default=True,
+    help="Least severe log level written to stderr.",
 )
 @click.version_option(__version__, prog_name="rotator")
 @click.pass_context
 def cli(ctx: click.Context, config_file: str | None, log_format: str, log_level: str) -> None:
-    """Rotate StackState / SUSE Observability API keys before they expire, without an outage."""
+    """Rotate StackState / SUSE Observability API keys before they expire, without an outage.
+
+    Global options go before the command; --config is accepted after it too. Logs go to stderr,
+    stdout carries only the command's output (-o/--output json for scripts). Exit codes: 0 ok or
+    progressing, 1 a key or a call failed, 2 usage or configuration error.
+
+    \b
+    Examples:
+      rotator --config rotator.yaml check-config
+      rotator --config rotator.yaml rotate --dry-run
+      rotator --log-format json --log-level debug status
+      rotator COMMAND --help
+    """
     state = ctx.ensure_object(CliState)
     state.config_option = config_file
     state.log_format = log_format
     state.log_level = log_level
+    from rotator.logs import configure_logging  # noqa: PLC0415 - keep --help fast
+
     configure_logging(level=log_level, fmt=log_format)  # type: ignore[arg-type]
 
 

@@ -17,10 +17,19 @@ if TYPE_CHECKING:
 @config_option
 @click.pass_context
 def check_config(ctx: click.Context) -> None:
-    """Validate the configuration: ``ok`` and one line per managed key, or the errors (exit 2)."""
+    """Validate the configuration: ok and one line per managed key, or the errors (exit 2).
+
+    Contacts nothing; `rotator doctor` checks the systems themselves.
+
+    \b
+    Examples:
+      rotator --config rotator.yaml check-config
+      ROTATOR_CONFIG=/etc/rotator/rotator.yaml rotator check-config
+      rotator check-config --config examples/otel-collector.yaml
+    """
     state = ctx.ensure_object(CliState)
     config = state.load_config()
-    click.echo(f"ok: {state.config_path()} ({len(config.keys)} managed keys)")
+    click.echo(f"ok: {state.config_path()} ({_count(len(config.keys), 'managed key')})")
     for key in config.keys:
         click.echo(f"  {describe_key(key)}")
         if key.preset is None:
@@ -57,6 +66,8 @@ def describe_key(key: ManagedKey) -> str:
         parts.append(f"preset {key.preset.type}")
     if key.adopt_key_id is not None:
         parts.append(f"adopts key {key.adopt_key_id}")
+    if key.suspend:
+        parts.append("SUSPENDED (observed and reported, never acted on)")
     return f"{key.name}: " + ", ".join(parts)
 
 
@@ -74,12 +85,24 @@ def _where(target: object) -> str:
 
 @cli.group("config")
 def config_group() -> None:
-    """Configuration helpers."""
+    """Configuration helpers.
+
+    \b
+    Examples:
+      rotator config schema > rotator-config.schema.json
+    """
 
 
 @config_group.command("schema")
 def config_schema() -> None:
-    """Print the JSON Schema of the configuration file (for editors)."""
+    """Print the JSON Schema of the configuration file (for editors).
+
+    \b
+    Examples:
+      rotator config schema > rotator-config.schema.json
+      # first line of rotator.yaml:
+      # yaml-language-server: $schema=rotator-config.schema.json
+    """
     from rotator.config import config_json_schema  # noqa: PLC0415 - keep --help fast
 
     emit_json(config_json_schema())

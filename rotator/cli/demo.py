@@ -22,13 +22,10 @@ from typing import TYPE_CHECKING
 import click
 
 from rotator.cli import cli
-from rotator.cli.keys import key_table
-from rotator.cli.report import render_text, status_table
-from rotator.engine.model import KeyResult, KeySpec, RunReport
-from rotator.engine.run import observe_and_plan, run_once, utc_now
 
 if TYPE_CHECKING:
-    from rotator.stackstate import StackStateClient
+    from rotator.clients.stackstate import StackStateClient
+    from rotator.engine.model import KeySpec
 
 STEPS = 8
 #: How long the demo waits for the sandbox's rollouts (they take a few seconds each).
@@ -51,6 +48,9 @@ def _run(
 ) -> bool:
     """One engine run (with ``settle``: repeated while a switch-over waits for rollouts);
     prints the report, returns whether it failed."""
+    from rotator.cli.report import render_text  # noqa: PLC0415 - keep --help fast
+    from rotator.engine.run import run_once  # noqa: PLC0415
+
     deadline = time.monotonic() + ROLLOUT_WAIT
     while True:
         report = run_once(specs, client, dry_run=dry_run, force=force)
@@ -69,9 +69,19 @@ def demo() -> None:
 
     Needs the emulators, a distribution of their own: from a checkout of this repository,
     `pip install -e ./sandbox`.
+
+    \b
+    Examples:
+      make demo                        # creates .venv, installs, runs this
+      rotator --log-level warning demo
     """
+    from rotator.cli.keys import key_table  # noqa: PLC0415 - keep --help fast
+    from rotator.cli.report import status_table  # noqa: PLC0415
     from rotator.cli.sandbox_cmd import sandbox_missing  # noqa: PLC0415 - demo only
     from rotator.config import load_config  # noqa: PLC0415
+    from rotator.engine.model import KeyResult, RunReport  # noqa: PLC0415
+    from rotator.engine.run import observe_and_plan, utc_now  # noqa: PLC0415
+    from rotator.keytypes import KeyKind  # noqa: PLC0415
     from rotator.wiring import build_runtime  # noqa: PLC0415
 
     try:
@@ -115,7 +125,7 @@ def demo() -> None:
             failed |= _run(specs, client, settle=True)
 
             _step(8, "rotator keys list --kind service-token: one live key")
-            keys = sorted(client.list_keys("service-token"), key=lambda k: k.name)
+            keys = sorted(client.list_keys(KeyKind.SERVICE_TOKEN), key=lambda k: k.name)
             click.echo(key_table("service-token", keys))
     if failed:
         raise click.ClickException("the demo rotation failed (see above)")

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, TextIO
 import click
 
 from rotator.cli import EXIT_FAILED, CliState, cli, config_option
-from rotator.cli.output import emit_json
+from rotator.cli.output import emit_json, output_option, output_width
 
 if TYPE_CHECKING:
     from rotator.doctor import KeyReport
@@ -30,12 +30,19 @@ _INDENT = " " * (2 + _STATUS_WIDTH + 2)
 @click.option(
     "--key", "keys", multiple=True, metavar="NAME", help="Only this managed key (repeatable)."
 )
-@click.option("--output", "-o", type=click.Choice(["text", "json"]), default="text")
+@output_option("text")
 @config_option
 @click.pass_context
 def doctor(ctx: click.Context, keys: tuple[str, ...], output: str) -> None:
     """Check, read-only, that every system a managed key relies on is reachable and grants the
-    rotator what it needs (exit 1 if any check failed)."""
+    rotator what it needs (exit 1 if any check failed).
+
+    \b
+    Examples:
+      rotator --config rotator.yaml doctor
+      rotator doctor --key agent-prod
+      rotator doctor -o json | jq '.keys[].checks[] | select(.ok | not)'
+    """
     # Adapters load on use, to keep --help fast.
     from rotator.doctor import DoctorEnv, doctor_document, run_checks  # noqa: PLC0415
     from rotator.wiring import build_runtime  # noqa: PLC0415
@@ -73,7 +80,8 @@ class DoctorProgress:
 
 def render_text(reports: Sequence[KeyReport]) -> str:
     """One block per managed key, one line per check (``ok``/``warn``/``FAIL``), the fix of
-    each failure or warning under it, then a summary line; wrapped at :data:`WIDTH`."""
+    each failure or warning under it, then a summary line; wrapped at :data:`WIDTH`, or at the
+    terminal's width when that is narrower."""
     lines: list[str] = []
     failed = warned = total = 0
     for report in reports:
@@ -102,7 +110,7 @@ def render_text(reports: Sequence[KeyReport]) -> str:
 def _wrap(text: str) -> list[str]:
     return textwrap.wrap(
         text,
-        width=WIDTH,
+        width=min(WIDTH, output_width() or WIDTH),
         subsequent_indent=_INDENT + "  ",
         break_long_words=False,
         break_on_hyphens=False,

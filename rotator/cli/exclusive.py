@@ -27,17 +27,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import click
-import structlog
 
 from rotator.cli.lock import rotation_lock
-from rotator.cli.output import emit_json
+from rotator.cli.output import emit_json, fit_line
 from rotator.errors import ConfigError
 
 if TYPE_CHECKING:
     from rotator.config import RotatorConfig
     from rotator.handoff import HandedOver
 
-log = structlog.get_logger(__name__)
+
+def _log() -> Any:
+    """This module's logger; structlog loads on first use, so ``--help`` never imports it."""
+    import structlog  # noqa: PLC0415 - keep --help fast
+
+    return structlog.get_logger(__name__)
+
 
 #: Seconds between two looks at a Vault lock entry held by another run.
 VAULT_POLL_SECONDS: Final = 1.0
@@ -66,6 +71,7 @@ def exclusive_run(
     output: str,
     wait_timeout: float,
     no_wait: bool,
+    emergency: bool = False,
 ) -> Iterator[RunGuard | None]:
     """Hold the locks of one writing run for the block; yields the shared lock's guard.
 
@@ -75,7 +81,9 @@ def exclusive_run(
     with rotation_lock(config, config_path, lock_file):
         kind = config.lock.effective_type(config.leader_election)
         if kind == "lease":
-            with _lease(config, keys, force, output, wait_timeout, no_wait) as guard:
+            with _lease(
+                config, keys, force, output, wait_timeout, no_wait, emergency=emergency
+            ) as guard:
                 yield guard
         elif kind == "vault":
             with _vault(config, wait_timeout) as guard:
@@ -92,15 +100,17 @@ def _lease(
     output: str,
     wait_timeout: float,
     no_wait: bool,
+    *,
+    emergency: bool = False,
 ) -> Iterator[RunGuard]:
-    from rotator.daemon.leader import LeaseLock  # noqa: PLC0415
+    from rotator.clients.kubernetes import KubeClients  # noqa: PLC0415
     from rotator.handoff import (  # noqa: PLC0415 - the Kubernetes client loads on use
         HandedOver,
         LeaseRequester,
         LeaseTimings,
         RunRequest,
     )
-    from rotator.kube import KubeClients  # noqa: PLC0415
+    from rotator.wiring import build_lease_lock  # noqa: PLC0415
 
     # The leader checks the names against its own configuration; a typo is a usage error here.
     configured = [k.name for k in config.keys]
@@ -115,13 +125,7 @@ def _lease(
     identity = run_identity()
     kube = KubeClients(config.kubernetes.kubeconfig, config.kubernetes.context)
     try:
-        lock = LeaseLock(
-            kube,
-            namespace=settings.namespace,
-            name=settings.lease_name,
-            identity=identity,
-            context=settings.context,
-        )
+        lock = build_lease_lock(config, kube, identity)
         requester = LeaseRequester(
             lock,
             LeaseTimings(
@@ -136,6 +140,7 @@ def _lease(
             requester=identity,
             valid_for=timedelta(seconds=wait_timeout),
             now=datetime.now(UTC),
+            emergency=emergency,
         )
         claim = requester.claim(request, timeout=wait_timeout, wait=not no_wait)
         if isinstance(claim, HandedOver):
@@ -168,7 +173,7 @@ def _vault(config: RotatorConfig, wait_timeout: float) -> Iterator[RunGuard]:
                     f"{lock.describe()} is held by {holder.holder} for longer than "
                     f"{wait_timeout:g}s; not starting a second writer (nothing was changed)"
                 )
-            log.info("runlock.waiting", lock=lock.describe(), holder=holder.holder)
+            _log().info("runlock.waiting", lock=lock.describe(), holder=holder.holder)
             time.sleep(VAULT_POLL_SECONDS)
         with HeldVaultLock(lock) as held:
             yield held
@@ -221,22 +226,23 @@ def render_document(report: dict[str, Any], *, leader: str) -> str:
     entries = [k for k in report.get("keys") or [] if isinstance(k, dict)]
     for entry in entries:
         lines.append(f"{entry.get('key')} ({entry.get('kind')})")
-        lines.append(f"  decision: {entry.get('decision')}: {entry.get('reason')}")
+        reason = f"  decision: {entry.get('decision')}: {entry.get('reason')}"
+        lines += fit_line(reason, indent="          ")
         actions = [a for a in entry.get("actions") or [] if isinstance(a, dict)]
         if actions:
             lines.append("  actions:")
-            lines += [
-                f"    {a.get('action')} {a.get('target') or '-'}: {a.get('detail')}"
-                for a in actions
-            ]
-        lines += [f"  warning:  {w}" for w in entry.get("warnings") or []]
+            for a in actions:
+                action = f"    {a.get('action')} {a.get('target') or '-'}: {a.get('detail')}"
+                lines += fit_line(action, indent="    ")
+        for w in entry.get("warnings") or []:
+            lines += fit_line(f"  warning:  {w}", indent="          ")
         outcome = f"  outcome:  {entry.get('outcome')}"
         if entry.get("error"):
             outcome += f": {entry['error']}"
         failure = entry.get("failure")
         if isinstance(failure, dict):
             outcome += f" [step {failure.get('step')}, {failure.get('category')}]"
-        lines.append(outcome)
+        lines += fit_line(outcome, indent="          ")
         lines.append("")
     counts = Counter(str(entry.get("outcome")) for entry in entries)
     parts = ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items()))

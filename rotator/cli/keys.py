@@ -3,18 +3,28 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, Final
 
 import click
-import structlog
 
 from rotator.cli import CliState, cli, config_option
-from rotator.cli.output import day, emit_json, rfc3339, table
-from rotator.stackstate import KEY_KINDS, ApiKey, KeyKind, StackStateClient
+from rotator.cli.output import day, emit_json, output_option, table, wide_option
 
-log = structlog.get_logger(__name__)
+if TYPE_CHECKING:
+    from rotator.clients.stackstate import ApiKey, KeyKind, StackStateClient
 
-KIND_CHOICE = click.Choice(list(KEY_KINDS))
+
+def _log() -> Any:
+    """This module's logger; structlog loads on first use, so ``--help`` never imports it."""
+    import structlog  # noqa: PLC0415 - keep --help fast
+
+    return structlog.get_logger(__name__)
+
+
+#: ``rotator.keytypes.KEY_KINDS``, spelled out so that ``--help`` loads no HTTP client (a test
+#: of the start-up imports checks that the two agree).
+KEY_KIND_NAMES: Final = ("service-token", "ingestion-api-key")
+KIND_CHOICE = click.Choice(list(KEY_KIND_NAMES))
 KIND_TITLES: dict[str, str] = {
     "service-token": "Service token",
     "ingestion-api-key": "Ingestion API key",
@@ -22,7 +32,9 @@ KIND_TITLES: dict[str, str] = {
 
 
 def key_document(key: ApiKey) -> dict[str, Any]:
-    """The stable JSON shape of one key (``../CLI.md``)."""
+    """The stable JSON shape of one key (README, "Commands")."""
+    from rotator.report import rfc3339  # noqa: PLC0415 - keep --help fast
+
     return {
         "kind": key.kind,
         "id": key.id,
@@ -45,27 +57,45 @@ def key_table(kind: str, keys: list[ApiKey]) -> str:
         if kind == "service-token":
             row.append(", ".join(key.roles or ()))
         rows.append(row)
-    return table(headers, rows)
+    return table(headers, rows, keep={"ID"})  # the id is what keys delete takes
 
 
 def _client(ctx: click.Context) -> StackStateClient:
+    from rotator.wiring import build_stackstate_client  # noqa: PLC0415 - keep --help fast
+
     config = ctx.ensure_object(CliState).load_config()
-    return StackStateClient.from_settings(config.stackstate)
+    return build_stackstate_client(config.stackstate)
 
 
 @cli.group()
 def keys() -> None:
-    """List, create and delete StackState keys by hand (both kinds)."""
+    """List, create and delete StackState keys by hand (both kinds).
+
+    \b
+    Examples:
+      rotator keys list --kind service-token
+      rotator keys delete --kind ingestion-api-key --id 250558013078953
+    """
 
 
 @keys.command("list")
 @click.option("--kind", type=KIND_CHOICE, help="Only this kind (default: both).")
-@click.option("--output", "-o", type=click.Choice(["table", "json"]), default="table")
+@output_option("table")
+@wide_option
 @config_option
 @click.pass_context
 def list_keys(ctx: click.Context, kind: str | None, output: str) -> None:
-    """List keys (metadata only: StackState never lists values), sorted by name."""
-    kinds: list[KeyKind] = [kind] if kind else list(KEY_KINDS)  # type: ignore[list-item]
+    """List keys (metadata only: StackState never lists values), sorted by name.
+
+    \b
+    Examples:
+      rotator --config rotator.yaml keys list
+      rotator keys list --kind service-token --wide
+      rotator keys list -o json | jq '.[] | select(.name | startswith("agent-prod-"))'
+    """
+    from rotator.keytypes import KeyKind  # noqa: PLC0415 - keep --help fast
+
+    kinds = [KeyKind(name) for name in ([kind] if kind else KEY_KIND_NAMES)]
     with _client(ctx) as client:
         found = {k: sorted(client.list_keys(k), key=lambda key: (key.name, key.id)) for k in kinds}
     if output == "json":
@@ -103,7 +133,7 @@ def _parse_day(_ctx: click.Context, _param: click.Parameter, value: str | None) 
 )
 @click.option("--roles", help="Comma-separated roles (service tokens; required).")
 @click.option("--dedicated-subject", help="Dedicated subject of the service token (optional).")
-@click.option("--output", "-o", type=click.Choice(["text", "json"]), default="text")
+@output_option("text")
 @config_option
 @click.pass_context
 def create_key(
@@ -116,7 +146,16 @@ def create_key(
     dedicated_subject: str | None,
     output: str,
 ) -> None:
-    """Create a key and print its value once, on stdout only."""
+    """Create a key and print its value once, on stdout only.
+
+    \b
+    Examples:
+      rotator keys create --kind service-token --name ci-smoke \\
+        --roles stackstate-ingest-telemetry --expiration 2027-01-31
+      rotator keys create --kind ingestion-api-key --name host-db-01 -o json > key.json
+    """
+    from rotator.report import rfc3339  # noqa: PLC0415 - keep --help fast
+
     role_list = [r.strip() for r in (roles or "").split(",") if r.strip()]
     if kind == "service-token" and not role_list:
         raise click.UsageError("--roles is required for --kind service-token")
@@ -133,7 +172,7 @@ def create_key(
             description=description,
             dedicated_subject=dedicated_subject,
         )
-    log.info("key.created", kind=kind, id=created.key.id, name=created.key.name)
+    _log().info("key.created", kind=kind, id=created.key.id, name=created.key.name)
     if output == "json":
         emit_json(
             {
@@ -159,8 +198,14 @@ def create_key(
 @config_option
 @click.pass_context
 def delete_key(ctx: click.Context, kind: KeyKind, key_id: int) -> None:
-    """Delete a key by id. Agents still using it stop ingesting at once."""
+    """Delete a key by id. Agents still using it stop ingesting at once.
+
+    \b
+    Examples:
+      rotator keys list --kind service-token          # find the id
+      rotator keys delete --kind service-token --id 250558013078953
+    """
     with _client(ctx) as client:
         client.delete_key(kind, key_id)
-    log.info("key.deleted", kind=kind, id=key_id)
+    _log().info("key.deleted", kind=kind, id=key_id)
     click.echo(f"{KIND_TITLES[kind]} {key_id} deleted.")

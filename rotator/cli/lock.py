@@ -320,15 +320,10 @@ def _notify_lock(
     ``recovered`` that resolves an earlier one (``problem`` None; sent only where one was)."""
     if not config.alerts:
         return
-    from rotator.alerts.dispatch import Alerter, build_hooks  # noqa: PLC0415 - on use only
-    from rotator.alerts.event import Alert, AlertEvent  # noqa: PLC0415
-    from rotator.daemon.history import alert_state_path  # noqa: PLC0415
+    from rotator.alerts.event import Alert, AlertEvent  # noqa: PLC0415 - on use only
+    from rotator.wiring import build_alerter  # noqa: PLC0415
 
-    alerter = Alerter(
-        build_hooks(config.alerts),
-        clock=_utc_now,
-        state_path=alert_state_path(config.history.path),
-    )
+    alerter = build_alerter(config, clock=_utc_now)
     run_id = uuid.uuid4().hex[:12]
     if problem is None:
         alert = Alert(

@@ -112,7 +112,17 @@ def rbac(
     context: str | None,
     optional: bool,
 ) -> None:
-    """Print the least-privilege Kubernetes Roles and Vault policy the configuration needs."""
+    """Print the least-privilege Kubernetes Roles and Vault policy the configuration needs.
+
+    Reads the configuration only and contacts nothing.
+
+    \b
+    Examples:
+      rotator --config rotator.yaml rbac | kubectl apply -f -
+      rotator rbac -o helm-values > rbac-values.yaml   # for the Helm chart
+      rotator rbac -o vault | vault policy write stackstate-key-rotator -
+      rotator rbac --service-account rotator --namespace ops --no-optional
+    """
     from rotator.permissions import derive_permissions  # noqa: PLC0415 - keep --help fast
 
     state = ctx.ensure_object(CliState)

@@ -1,4 +1,4 @@
-"""Rendering run reports: the stable JSON document of ``../CLI.md`` and the text a human reads."""
+"""Rendering run reports for a person: text, tables, progress (the JSON: :mod:`rotator.report`)."""
 
 from __future__ import annotations
 
@@ -9,27 +9,21 @@ from typing import Any, TextIO
 
 import click
 
-from rotator.cli.output import day, rfc3339, table
+from rotator.cli.output import day, fit_line, output_width, table
 from rotator.engine.model import CurrentKey, KeyResult, RunReport
 from rotator.engine.policy import human_delta
+from rotator.report import days_left, report_document, result_document
 
-
-def _current(current: CurrentKey | None) -> dict[str, Any] | None:
-    if current is None:
-        return None
-    return {
-        "id": current.id,
-        "name": current.name,
-        "expiration": rfc3339(current.expiration),
-        "adopted": current.adopted,
-    }
-
-
-def days_left(expiration: datetime | None, now: datetime) -> float | None:
-    """Days until ``expiration`` (one decimal), None when it never expires or is unknown."""
-    if expiration is None:
-        return None
-    return round((expiration - now).total_seconds() / 86400, 1)
+__all__ = [
+    "Progress",
+    "days_left",
+    "helm_values_yaml",
+    "render_text",
+    "report_document",
+    "result_document",
+    "status_table",
+    "summary_line",
+]
 
 
 def helm_values_yaml(values: tuple[tuple[str, str], ...]) -> str:
@@ -56,39 +50,6 @@ def helm_values_yaml(values: tuple[tuple[str, str], ...]) -> str:
     return "\n".join(lines)
 
 
-def result_document(result: KeyResult, now: datetime) -> dict[str, Any]:
-    """One entry of ``keys`` in the JSON output."""
-    plan = result.plan
-    current = plan.current
-    failure = result.failure or plan.failure
-    return {
-        "key": plan.key,
-        "kind": plan.kind,
-        "current": _current(current),
-        "days_left": days_left(current.expiration if current else None, now),
-        "targets_agree": plan.targets_agree,
-        "decision": plan.decision,
-        "reason": plan.reason,
-        "actions": [
-            {"action": a.action, "target": a.target, "detail": a.detail} for a in plan.actions
-        ],
-        "outcome": result.outcome,
-        "error": result.error,
-        "warnings": list(plan.warnings),
-        "failure": failure.to_dict() if failure is not None else None,
-        "readers": [{"id": r.id, "how": r.how, "restarted": r.restarted} for r in plan.readers],
-        "helm_values": dict(plan.helm_values) or None,
-    }
-
-
-def report_document(report: RunReport) -> dict[str, Any]:
-    """The whole JSON document of ``rotate`` and ``status``."""
-    return {
-        "dry_run": report.dry_run,
-        "keys": [result_document(r, report.started_at) for r in report.results],
-    }
-
-
 def _describe_current(current: CurrentKey | None, now: datetime) -> str:
     if current is None:
         return "none"
@@ -110,23 +71,28 @@ def render_text(report: RunReport) -> str:
     for result in report.results:
         plan = result.plan
         lines.append(f"{plan.key} ({plan.kind})")
-        lines.append(f"  current:  {_describe_current(plan.current, now)}")
-        lines.append(f"  decision: {plan.decision}: {plan.reason}")
+        lines += fit_line(
+            f"  current:  {_describe_current(plan.current, now)}", indent="          "
+        )
+        lines += fit_line(f"  decision: {plan.decision}: {plan.reason}", indent="          ")
         if plan.actions:
             lines.append("  actions:")
             rows = [[a.action, a.target or "-", a.detail] for a in plan.actions]
-            lines += [
-                "    " + row for row in table(["ACTION", "TARGET", "DETAIL"], rows).split("\n")
-            ]
+            fitted = table(["ACTION", "TARGET", "DETAIL"], rows, width=output_width(indent=4))
+            lines += ["    " + row for row in fitted.split("\n")]
         listed = {a.target for a in plan.actions}
         readers = [r for r in plan.readers if r.id not in listed and r.restarted]
         if readers and report.dry_run:
             lines.append("  readers (found this run):")
-            lines += [f"    {r.id}: {r.how}" for r in readers]
-        lines += [f"  warning:  {w}" for w in plan.warnings]
+            for r in readers:
+                lines += fit_line(f"    {r.id}: {r.how}", indent="  ")
+        for w in plan.warnings:
+            lines += fit_line(f"  warning:  {w}", indent="          ")
         if plan.helm_values and (report.dry_run or plan.failed):
             sets = " ".join(f"--set {path}={value}" for path, value in plan.helm_values)
-            lines.append(f"  helm values that point the chart at the rotator's Secret: {sets}")
+            lines += fit_line(
+                f"  helm values that point the chart at the rotator's Secret: {sets}", indent="  "
+            )
             lines += [f"    {line}" for line in helm_values_yaml(plan.helm_values).split("\n")]
         outcome = f"  outcome:  {result.outcome}"
         if result.error:
@@ -134,7 +100,7 @@ def render_text(report: RunReport) -> str:
         failure = result.failure or plan.failure
         if failure is not None:
             outcome += f" [step {failure.step}, {failure.category}]"
-        lines.append(outcome)
+        lines += fit_line(outcome, indent="          ")
         lines.append("")
     lines.append(summary_line(report))
     return "\n".join(lines)
@@ -170,12 +136,15 @@ def status_table(report: RunReport) -> str:
             ]
         )
     text = table(
-        ["KEY", "KIND", "CURRENT", "EXPIRES", "DAYS LEFT", "TARGETS AGREE", "NEXT", "WHY"], rows
+        ["KEY", "KIND", "CURRENT", "EXPIRES", "DAYS LEFT", "TARGETS AGREE", "NEXT", "WHY"],
+        rows,
+        keep={"KEY"},  # what --key takes
     )
     unreachable = [
-        f"  {r.plan.key}: {failure.message}"
+        line
         for r in report.results
         if (failure := r.failure or r.plan.failure) is not None and failure.step == "observe"
+        for line in fit_line(f"  {r.plan.key}: {failure.message}", indent="    ")
     ]
     if unreachable:
         text += "\n\ncould not read (state unknown, nothing assumed):\n" + "\n".join(unreachable)

@@ -11,13 +11,12 @@ import click
 
 from rotator.cli import EXIT_FAILED, CliState, cli, config_option
 from rotator.cli.exclusive import RunGuard, exclusive_run
-from rotator.cli.output import emit_json
-from rotator.cli.report import Progress, render_text, report_document, status_table, summary_line
-from rotator.engine.model import KeyResult, KeySpec, RunReport
-from rotator.engine.run import observe_and_plan, run_once, utc_now
+from rotator.cli.output import emit_json, output_option, wide_option
 
 if TYPE_CHECKING:
+    from rotator.clients.kubernetes import KubeClients
     from rotator.config import RotatorConfig
+    from rotator.engine.model import KeySpec, RunReport
 
 
 def _duration_seconds(_ctx: click.Context, _param: click.Parameter, value: str) -> float:
@@ -38,7 +37,18 @@ def _duration_seconds(_ctx: click.Context, _param: click.Parameter, value: str) 
     "--key", "keys", multiple=True, metavar="NAME", help="Only this managed key (repeatable)."
 )
 @click.option("--force", is_flag=True, help="Rotate even keys that are not due yet.")
-@click.option("--output", "-o", type=click.Choice(["text", "json"]), default="text")
+@click.option(
+    "--emergency",
+    is_flag=True,
+    help="For a leaked key (exactly one --key, not suspended: else exit 2): rotate now "
+    "whatever the windows, push, "
+    "restart the consumers, and revoke the old key as soon as every consumer demonstrably "
+    "switched, without the grace period; waits for that (at most switch_timeout), never "
+    "revokes before, and sends the critical alert emergency_rotation. Exit 1 when the old key "
+    "could not be revoked. With --dry-run: the plan only.",
+)
+@output_option("text")
+@wide_option
 @click.option(
     "--lock-file",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -70,12 +80,28 @@ def rotate(
     lock_file: Path | None,
     wait_timeout: float,
     no_wait: bool,
+    emergency: bool = False,
 ) -> None:
-    """Observe every managed key, plan, and rotate what is due (exit 1 if any key failed)."""
+    """Observe every managed key, plan, and rotate what is due (exit 1 if any key failed).
+
+    \b
+    Examples:
+      rotator --config rotator.yaml rotate --dry-run   # the plan; nothing is changed
+      rotator rotate                                   # rotate every key that is due
+      rotator rotate --key agent-prod --force          # rotate one key now, due or not
+      rotator rotate --key agent-prod --emergency      # a leaked key: replace and revoke it now
+      rotator rotate -o json | jq -r '.keys[] | "\\(.key) \\(.outcome)"'
+    """
+    from rotator.cli.report import Progress, render_text, report_document  # noqa: PLC0415
+    from rotator.engine.run import run_once  # noqa: PLC0415 - keep --help fast
     from rotator.wiring import build_runtime  # noqa: PLC0415 - adapters load on use
 
     state = ctx.ensure_object(CliState)
     config = state.load_config()
+    if emergency:
+        from rotator.cli.emergency import check_emergency  # noqa: PLC0415
+
+        check_emergency(keys, config)
     # A dry-run changes nothing, so it never waits for nor blocks a real run. A writing run
     # holds the run lock and the shared lock, or hands its request to the leader (then the
     # outcome is printed and the command exits inside exclusive_run).
@@ -87,12 +113,14 @@ def rotate(
             state.config_path(),
             lock_file,
             keys=keys,
-            force=force,
+            force=force or emergency,
             output=output,
             wait_timeout=wait_timeout,
             no_wait=no_wait,
+            emergency=emergency,
         )
     )
+    emergency_failed = False
     with lock as shared, build_runtime(config) as runtime:
         specs = runtime.select(keys)
         report = run_once(
@@ -102,34 +130,84 @@ def rotate(
             force=force,
             progress=Progress() if output == "text" else None,
             guard=shared.still_held if shared is not None else None,
+            workers=config.workers,
+            emergency=emergency,
         )
         if not dry_run:
             # Cron users get the same alerts and history as the daemon (a dry-run sends none).
-            _publish(config, specs, report)
+            _publish(config, specs, report, runtime.kube)
+        if emergency and not dry_run:
+            from rotator.cli.emergency import follow, poll_seconds, summary  # noqa: PLC0415
+
+            def rerun(again: bool) -> RunReport:
+                later = run_once(
+                    specs,
+                    runtime.stackstate,
+                    dry_run=False,
+                    guard=shared.still_held if shared is not None else None,
+                    workers=config.workers,
+                    emergency=again,
+                )
+                _publish(config, specs, later, runtime.kube)
+                return later
+
+            if output == "text":
+                click.echo(render_text(report))
+            report, succeeded = follow(
+                report,
+                specs[0],
+                rerun,
+                poll=poll_seconds(config, specs[0].name),
+                still_held=shared.still_held if shared is not None else None,
+                note=lambda line: click.echo(line, err=True),
+            )
+            click.echo(summary(report, succeeded), err=True)
+            emergency_failed = not succeeded
     if output == "json":
         emit_json(report_document(report))
     else:
         click.echo(render_text(report))
-    if report.failed or (force and keys and _not_forced(report)):
+    if emergency_failed:
+        ctx.exit(EXIT_FAILED)  # the old key could not be revoked: never a success
+    if report.failed or ((force or emergency) and keys and _not_forced(report)):
         # A key named with --key that could not be forced is a failure of what was asked; a
         # plain --force over every key may leave some mid-switch (each is reported).
         ctx.exit(EXIT_FAILED)
 
 
 def _not_forced(report: RunReport) -> bool:
-    """Whether a forced run left a key blocked instead of rotating it."""
-    return any(r.plan.decision == "blocked" for r in report.results)
+    """Whether a forced run left a key blocked (or suspended) instead of rotating it."""
+    return any(r.plan.decision in ("blocked", "suspended") for r in report.results)
 
 
 @cli.command()
 @click.option(
     "--key", "keys", multiple=True, metavar="NAME", help="Only this managed key (repeatable)."
 )
-@click.option("--output", "-o", type=click.Choice(["table", "json"]), default="table")
+@output_option("table")
+@wide_option
 @config_option
 @click.pass_context
 def status(ctx: click.Context, keys: tuple[str, ...], output: str) -> None:
-    """Show each managed key's current key, expiry, target agreement and the next action."""
+    """Show each managed key's current key, expiry, target agreement and the next action.
+
+    Read-only. The table fits the terminal (long ids are elided in the middle with '…',
+    reasons wrapped); --wide prints everything in full.
+
+    \b
+    Examples:
+      rotator --config rotator.yaml status
+      rotator status --key agent-prod --wide
+      rotator status -o json | jq '.keys[] | {key, days_left, decision}'
+    """
+    from rotator.cli.report import (  # noqa: PLC0415 - keep --help fast
+        Progress,
+        report_document,
+        status_table,
+        summary_line,
+    )
+    from rotator.engine.model import KeyResult, RunReport  # noqa: PLC0415
+    from rotator.engine.run import observe_and_plan, utc_now  # noqa: PLC0415
     from rotator.wiring import build_runtime  # noqa: PLC0415 - adapters load on use
 
     config = ctx.ensure_object(CliState).load_config()
@@ -137,7 +215,11 @@ def status(ctx: click.Context, keys: tuple[str, ...], output: str) -> None:
     with build_runtime(config) as runtime:
         now = utc_now()
         planned = observe_and_plan(
-            runtime.select(keys), runtime.stackstate, now=now, notice=progress.note
+            runtime.select(keys),
+            runtime.stackstate,
+            now=now,
+            notice=progress.note,
+            workers=config.workers,
         )
     results = tuple(
         KeyResult(
@@ -158,26 +240,21 @@ def status(ctx: click.Context, keys: tuple[str, ...], output: str) -> None:
         ctx.exit(EXIT_FAILED)
 
 
-def _publish(config: RotatorConfig, specs: list[KeySpec], report: RunReport) -> None:
-    from rotator.alerts.dispatch import Alerter, build_hooks  # noqa: PLC0415
-    from rotator.daemon.history import History, alert_state_path  # noqa: PLC0415
+def _publish(
+    config: RotatorConfig, specs: list[KeySpec], report: RunReport, kube: KubeClients
+) -> None:
     from rotator.daemon.notify import publish  # noqa: PLC0415
+    from rotator.engine.run import utc_now  # noqa: PLC0415
+    from rotator.events import EventRecorder  # noqa: PLC0415
+    from rotator.wiring import build_alerter, build_history  # noqa: PLC0415
 
-    history = (
-        History(config.history.path, max_bytes=config.history.max_bytes)
-        if config.history.path is not None
-        else None
-    )
     publish(
         report,
         specs,
-        alerter=Alerter(
-            build_hooks(config.alerts),
-            clock=utc_now,
-            state_path=alert_state_path(config.history.path),
-        ),
-        history=history,
+        alerter=build_alerter(config, clock=utc_now),
+        history=build_history(config),
         run_id=uuid.uuid4().hex[:12],
         source="rotate",
         now=utc_now(),
+        events=EventRecorder(kube, clock=utc_now),
     )

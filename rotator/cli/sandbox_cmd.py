@@ -73,7 +73,14 @@ def sandbox(services: tuple[str, ...], port: int, config_out: Path, kubeconfig_o
     """Serve local StackState, Vault and Kubernetes emulators until interrupted.
 
     Needs the emulators, a distribution of their own: from a checkout of this repository,
-    `pip install -e ./sandbox`.
+    `pip install -e ./sandbox`. Stop it with Ctrl-C (or `kill %1` when started with `&`).
+
+    \b
+    Examples:
+      rotator sandbox &                # all three, config in sandbox-out/rotator.yaml
+      rotator --config sandbox-out/rotator.yaml rotate --dry-run
+      kill %1                          # stop the sandbox
+      rotator sandbox stackstate --port 18080
     """
     try:
         from rotator_sandbox.environment import SERVICES, Sandbox  # noqa: PLC0415 - optional

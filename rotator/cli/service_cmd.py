@@ -5,14 +5,24 @@ from __future__ import annotations
 import click
 
 from rotator.cli import EXIT_USAGE, CliState, cli, config_option
-from rotator.cli.output import emit_json, table
+from rotator.cli.output import emit_json, output_option, table, wide_option
 
 
 @cli.command()
 @config_option
 @click.pass_context
 def run(ctx: click.Context) -> None:
-    """Run as a service: scheduled rotations, leader election, /metrics, /healthz, /readyz."""
+    """Run as a service: scheduled rotations, leader election, /metrics, /healthz, /readyz.
+
+    SIGTERM or SIGINT stops it after the run in progress; SIGHUP reloads the configuration, and
+    so does a change of the file (an edit, or a mounted ConfigMap's update), seen within seconds.
+
+    \b
+    Examples:
+      rotator --config /etc/rotator/rotator.yaml run
+      rotator --log-format json --log-level debug run
+      curl -s localhost:9108/metrics | grep ^rotator_key_rotation_runway
+    """
     from rotator.daemon.service import Service  # noqa: PLC0415 - the daemon's dependencies load on use
 
     state = ctx.ensure_object(CliState)
@@ -22,21 +32,39 @@ def run(ctx: click.Context) -> None:
 
 
 @cli.command()
-@click.option("--key", "key", metavar="NAME", help="Only this managed key.")
-@click.option("--limit", type=click.IntRange(1), default=50, show_default=True)
-@click.option("--output", "-o", type=click.Choice(["table", "json"]), default="table")
+@click.option(
+    "--key", "keys", multiple=True, metavar="NAME", help="Only this managed key (repeatable)."
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(1),
+    default=50,
+    show_default=True,
+    help="Show at most this many entries, the newest.",
+)
+@output_option("table")
+@wide_option
 @config_option
 @click.pass_context
-def history(ctx: click.Context, key: str | None, limit: int, output: str) -> None:
-    """Show the audit history of runs (newest last); needs history.path in the config."""
-    from rotator.daemon.history import History  # noqa: PLC0415
+def history(ctx: click.Context, keys: tuple[str, ...], limit: int, output: str) -> None:
+    """Show the audit history of runs (newest last); needs history.path in the config.
+
+    \b
+    Examples:
+      rotator --config rotator.yaml history
+      rotator history --key agent-prod --key otel-prod --limit 10
+      rotator history -o json | jq '.history[] | select(.outcome == "failed")'
+    """
+    from rotator.wiring import build_history  # noqa: PLC0415
 
     config = ctx.ensure_object(CliState).load_config()
-    if config.history.path is None:
+    history = build_history(config)
+    if history is None:
         click.echo("error: history.path is not set in the configuration", err=True)
         ctx.exit(EXIT_USAGE)
-    assert config.history.path is not None
-    entries = list(History(config.history.path).entries(key=key))[-limit:]
+    assert history is not None
+    wanted = set(keys)
+    entries = [e for e in history.entries() if not wanted or e.get("key") in wanted][-limit:]
     if output == "json":
         emit_json({"history": entries})
         return
@@ -51,4 +79,5 @@ def history(ctx: click.Context, key: str | None, limit: int, output: str) -> Non
         ]
         for e in entries
     ]
-    click.echo(table(["TIME", "KEY", "DECISION", "OUTCOME", "ACTIONS", "REASON / ERROR"], rows))
+    headers = ["TIME", "KEY", "DECISION", "OUTCOME", "ACTIONS", "REASON / ERROR"]
+    click.echo(table(headers, rows, keep={"TIME", "KEY"}))

@@ -55,7 +55,9 @@ from __future__ import annotations
 
 from rotator.config.connections import (
     DEFAULT_SERVICE_ACCOUNT_TOKEN,
+    KubernetesContextSettings,
     KubernetesSettings,
+    SecretReadMode,
     StackStateSettings,
     VaultAppRoleAuth,
     VaultAuth,
@@ -83,7 +85,7 @@ from rotator.config.hooks import (
     SlackAlert,
     WebhookAlert,
 )
-from rotator.config.keys import KeyKind, ManagedKey
+from rotator.config.keys import ManagedKey
 from rotator.config.loading import (
     CONFIG_ENV_VAR,
     DEFAULT_CONFIG_FILE,
@@ -121,6 +123,7 @@ from rotator.config.service import (
     ServerSettings,
 )
 from rotator.config.types import MAX_VALIDITY
+from rotator.keytypes import KeyKind
 from rotator.timespec import (
     Percentage,
     cron_trigger,
@@ -152,6 +155,7 @@ __all__ = [
     "HistorySettings",
     "KeyKind",
     "KeyPolicy",
+    "KubernetesContextSettings",
     "KubernetesSecretTarget",
     "KubernetesSettings",
     "KubernetesWorkloadConsumer",
@@ -167,6 +171,7 @@ __all__ = [
     "PresetWorkload",
     "RotatorConfig",
     "Schedule",
+    "SecretReadMode",
     "ServerSettings",
     "SlackAlert",
     "StackStateK8sAgentPreset",

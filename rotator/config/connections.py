@@ -89,6 +89,17 @@ class StackStateSettings(ConfigModel):
         return self.url + ("" if self.api_path == "/" else self.api_path)
 
 
+#: How Secret targets are read: one GET per Secret, or one label-selected LIST per namespace.
+SecretReadMode = Literal["get", "list"]
+
+
+class KubernetesContextSettings(ConfigModel):
+    """Settings of one kubeconfig context, overriding the ``kubernetes:`` section's."""
+
+    read: SecretReadMode | None = None
+    """How Secret targets of this context are read (get or list); default: kubernetes.read."""
+
+
 class KubernetesSettings(ConfigModel):
     """The default Kubernetes connection; in-cluster configuration when nothing is given."""
 
@@ -99,6 +110,23 @@ class KubernetesSettings(ConfigModel):
     foreign_owner_labels: list[NonEmptyStr] = Field(default_factory=list)
     """Extra label names that mark a Secret as owned by someone else (e.g. the label an Argo CD
     installation tracks resources by); Helm, Argo CD, Flux and ownerReferences are built in."""
+    read: SecretReadMode = "get"
+    """How Secret targets are read each run. get (default, least privilege): one GET per
+    Secret, so the Role can name every Secret (resourceNames). list: one LIST per namespace
+    selecting the label app.kubernetes.io/managed-by=stackstate-key-rotator (on every Secret the
+    rotator creates; others are still read with a GET); needs list on secrets, which exposes
+    every Secret of the namespace: use it only for namespaces the rotator owns."""
+    contexts: dict[NonEmptyStr, KubernetesContextSettings] = Field(default_factory=dict)
+    """Per kubeconfig context (by the name targets give, else kubernetes.context): settings
+    that override the ones above, e.g. {prod: {read: list}}."""
+
+    def read_mode(self, context: str | None) -> SecretReadMode:
+        """How Secrets of ``context`` (None: ``context`` of this section) are read."""
+        name = context or self.context
+        override = self.contexts.get(name) if name is not None else None
+        if override is not None and override.read is not None:
+            return override.read
+        return self.read
 
 
 class VaultTokenAuth(ConfigModel):

@@ -2,7 +2,7 @@
 alertmanager, command) and which events each receives.
 
 The events themselves (:class:`~rotator.alerts.event.AlertEvent`) belong to the alerts; the hooks
-that deliver them are built from these models by :func:`rotator.alerts.dispatch.build_hooks`.
+that deliver them are built from these models by :func:`rotator.wiring.build_hooks`.
 """
 
 from __future__ import annotations
@@ -33,10 +33,12 @@ FAILURE_EVENTS: Final = frozenset(
         AlertEvent.KEY_EXPIRED,
         AlertEvent.SWITCH_TIMEOUT,
         AlertEvent.CONFIG_INVALID,
+        AlertEvent.EMERGENCY_ROTATION,
     }
 )
-#: What a hook receives unless it lists ``events``: the failures, and ``recovered`` so that
-#: incidents opened by a failure (PagerDuty, Alertmanager) are resolved again.
+#: What a hook receives unless it lists ``events``: the failures, ``recovered`` so that
+#: incidents opened by a failure (PagerDuty, Alertmanager) are resolved again, and
+#: ``emergency_rotation`` (``rotate --emergency``).
 DEFAULT_ALERT_EVENTS: Final = (
     AlertEvent.ROTATION_FAILED,
     AlertEvent.KEY_EXPIRING,
@@ -44,6 +46,7 @@ DEFAULT_ALERT_EVENTS: Final = (
     AlertEvent.SWITCH_TIMEOUT,
     AlertEvent.CONFIG_INVALID,
     AlertEvent.RECOVERED,
+    AlertEvent.EMERGENCY_ROTATION,
 )
 
 
@@ -53,7 +56,8 @@ class _AlertHookBase(ConfigModel):
     events: Annotated[list[AlertEvent], Field(min_length=1)] = Field(
         default_factory=lambda: list(DEFAULT_ALERT_EVENTS)
     )
-    """Events sent to this hook; default: every failure event and recovered."""
+    """Events sent to this hook; default: every failure event, recovered and
+    emergency_rotation."""
     timeout: PositiveDuration = timedelta(seconds=10)
     """Timeout of each delivery."""
     repeat_interval: PositiveDuration = timedelta(hours=4)

@@ -9,7 +9,6 @@ resolved by :class:`~rotator.config.RotatorConfig` against its ``defaults:``).
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Annotated
 
 from pydantic import Field, PrivateAttr, field_validator, model_validator
@@ -27,13 +26,7 @@ from rotator.config.types import (
     RotateBefore,
     Validity,
 )
-
-
-class KeyKind(StrEnum):
-    """The two kinds of StackState keys."""
-
-    SERVICE_TOKEN = "service-token"  # noqa: S105 - a key kind, not a password
-    INGESTION_API_KEY = "ingestion-api-key"
+from rotator.keytypes import KeyKind
 
 
 class ManagedKey(ConfigModel):
@@ -72,6 +65,12 @@ class ManagedKey(ConfigModel):
     """Override of defaults.windows ([] removes inherited windows)."""
     alert_before: Duration | None = None
     """Override of defaults.alert_before."""
+    suspend: bool = False
+    """Keep the key observed and reported but never act on it: no create, push, restart, revoke
+    or sweep of its keys, by the daemon or by rotate (--force and --emergency included).
+    status, rotate --dry-run and check-config show it as suspended; its expiry alerts still fire
+    and the gauge rotator_key_suspended is 1. For a leak investigation, a migration done by
+    hand, or a consumer that must not be restarted for a while; remove it to resume."""
 
     _policy: KeyPolicy | None = PrivateAttr(default=None)
     _expansion: Expansion | None = PrivateAttr(default=None)

@@ -15,9 +15,11 @@ registered with the log redactor once the configuration is valid.
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Final
@@ -172,19 +174,119 @@ def resolve_config_path(cli_value: str | None, environ: Mapping[str, str]) -> Pa
     return DEFAULT_CONFIG_FILE
 
 
+#: What only the pure-Python parser reads as YAML 1.2 does (the C parser implements YAML 1.1
+#: syntax, found by differential fuzzing): a ``%YAML`` directive (its version is honoured), a
+#: tag, an anchor or alias name running into ``?:%@```, a block scalar header with a comment
+#: glued to it, a tab, and what 1.1 counts as line breaks (NEL, LS, PS). A document with any of
+#: them goes to the pure-Python parser; a false alarm only costs time.
+_PURE_ONLY: Final = re.compile(
+    r"^%YAML|(?:^|[\s\[\]{},])!|[&*][0-9A-Za-z_-]*[?:%@`]|[|>][-+0-9]*#|[\t\x85\u2028\u2029]",
+    re.MULTILINE,
+)
+
+
+class _TooDeep(Exception):
+    """Internal: the document nests collections deeper than the parser may safely build."""
+
+    def __init__(self, line: int, column: int) -> None:
+        super().__init__(line, column)
+        self.line = line
+        self.column = column
+
+
+def _check_nesting(parser_class: Any, text: str) -> None:
+    """Walk the C parser's events (an iterative state machine, no recursion) and raise
+    :class:`_TooDeep` at the first collection nested more than ``MAX_CONFIG_DEPTH + 1`` deep.
+
+    The C composer builds nodes recursively on the C stack, so a document nested thousands of
+    levels deep would crash the process instead of raising; this walk refuses it first. The
+    bound admits every document the value walk (:func:`_interpolate`) accepts: the top-level
+    mapping plus :data:`MAX_CONFIG_DEPTH` levels below it. Syntax errors raise ruamel's own
+    errors, with their line and column.
+    """
+    from ruamel.yaml.events import (  # noqa: PLC0415
+        MappingEndEvent,
+        MappingStartEvent,
+        SequenceEndEvent,
+        SequenceStartEvent,
+        StreamEndEvent,
+    )
+
+    limit = MAX_CONFIG_DEPTH + 1
+    parser = parser_class(text)
+    depth = 0
+    try:
+        while True:
+            event = parser.get_event()
+            kind = type(event)
+            if kind is MappingStartEvent or kind is SequenceStartEvent:
+                depth += 1
+                if depth > limit:
+                    mark = event.start_mark
+                    raise _TooDeep(mark.line + 1, mark.column + 1)
+            elif kind is MappingEndEvent or kind is SequenceEndEvent:
+                depth -= 1
+            elif kind is StreamEndEvent:
+                return
+    finally:
+        parser.dispose()
+
+
+def _yaml12_resolver() -> type[Any]:
+    """ruamel's versioned resolver with the version fixed at 1.2.
+
+    Under the C parser it cannot see a ``%YAML`` directive anyway (such documents go to the pure
+    parser) and asking for the version is most of its cost per scalar; the rules are unchanged.
+    """
+    from ruamel.yaml.resolver import VersionedResolver  # noqa: PLC0415
+
+    class Yaml12Resolver(VersionedResolver):
+        @property
+        def processing_version(self) -> tuple[int, int]:
+            return (1, 2)
+
+    return Yaml12Resolver
+
+
 def _parse_yaml(text: str, source: object) -> Any:
+    """Parse YAML 1.2 (``no``/``on``/``0777`` keep their 1.2 meaning, duplicate keys refused).
+
+    ruamel's C parser (``ruamel.yaml.clib``) reads the text when it is installed, with ruamel's
+    own YAML 1.2 resolver and safe constructor, so values mean what the pure-Python parser makes
+    of them at about a fifth of the cost. The pure-Python parser, the reference, reads the
+    document instead when the C parser is missing, when the text uses what only it reads the
+    1.2 way (:data:`_PURE_ONLY`), and whenever the C parser finds a problem: YAML 1.2 syntax
+    that 1.1 lacks (``{url: https://x}``, a ``:`` in a flow scalar) then still loads, and every
+    error message and location is the reference parser's.
+    """
     # Imported on first use: importing the models alone (schema, --help) skips the parser.
     from ruamel.yaml import YAML  # noqa: PLC0415
+    from ruamel.yaml import main as ruamel_main  # noqa: PLC0415
     from ruamel.yaml.constructor import DuplicateKeyError  # noqa: PLC0415
     from ruamel.yaml.error import MarkedYAMLError, YAMLError  # noqa: PLC0415
 
-    yaml = YAML(typ="safe", pure=True)  # YAML 1.2: `no`/`on` stay strings, duplicates refused
+    c_parser = getattr(ruamel_main, "CParser", None)  # None without ruamel.yaml.clib
     try:
-        return yaml.load(text)
-    except RecursionError:
-        # The parser recurses once per level: a document this deep is never a configuration.
+        if c_parser is not None and _PURE_ONLY.search(text) is None:
+            try:
+                _check_nesting(c_parser, text)
+                fast = YAML(typ="safe", pure=False)
+                fast.Resolver = _yaml12_resolver()
+                return fast.load(text)
+            except (YAMLError, TypeError):
+                pass  # the reference parser decides, and words the error
+        return YAML(typ="safe", pure=True).load(text)
+    except TypeError:
+        # ruamel builds a mapping key that is itself a mapping, then cannot hash it.
         raise ConfigError(
-            f"invalid YAML in {source}: nested too deeply (at most {MAX_CONFIG_DEPTH} levels)"
+            f"invalid YAML in {source}: a mapping key holds a mapping, which cannot be a key"
+        ) from None
+    except (RecursionError, _TooDeep) as exc:
+        # The pure parser recurses once per level: a document this deep is never a configuration.
+        where = f" at line {exc.line}, column {exc.column}" if isinstance(exc, _TooDeep) else ""
+        raise ConfigError(
+            f"invalid YAML in {source}{where}: nested too deeply (at most {MAX_CONFIG_DEPTH} "
+            "levels)"
         ) from None
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -225,6 +327,26 @@ def _walk_secrets(value: Any) -> Iterator[SecretStr]:
             yield from _walk_secrets(item)
 
 
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while a configuration is built.
+
+    Parsing and validating build tens of thousands of objects, none in reference cycles that
+    outlive the load, and every full collection those allocations trigger walks all the objects
+    built so far: loading grew faster than the number of keys (measured: 0.30 ms of CPU per key
+    at 3,000 keys, 0.19 ms with the collector paused, the same as at 1,000). Reference counting
+    still frees everything; the collector runs again as soon as the load returns or fails.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
 def load_config(path: Path | str, *, environ: Mapping[str, str] | None = None) -> RotatorConfig:
     """Read, interpolate and validate a configuration file.
 
@@ -233,8 +355,12 @@ def load_config(path: Path | str, *, environ: Mapping[str, str] | None = None) -
     and the fields; messages never contain values from the file. Secret values are registered
     with the log redactor.
     """
-    env: Mapping[str, str] = os.environ if environ is None else environ
-    file = Path(path)
+    with _collector_paused():
+        return _load_config(Path(path), os.environ if environ is None else environ)
+
+
+def _load_config(file: Path, env: Mapping[str, str]) -> RotatorConfig:
+    """:func:`load_config` itself."""
     message = None
     try:
         text = _read_config_text(file)

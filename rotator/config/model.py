@@ -33,6 +33,7 @@ from rotator.config.service import (
     LeaderElectionSettings,
     LockSettings,
     ServerSettings,
+    Workers,
 )
 
 
@@ -59,6 +60,9 @@ class RotatorConfig(ConfigModel):
     """Audit history of actions and outcomes (rotator history)."""
     lock: LockSettings = Field(default_factory=LockSettings)
     """The shared lock of writing runs (lease, vault or file)."""
+    workers: Workers = 8
+    """How many target reads (Secret GETs, Vault reads) and consumer look-ups of one run are in
+    flight at once, from 1 to 64; the Kubernetes and Vault connection pools are sized to it."""
     source: SkipJsonSchema[Path | None] = Field(default=None, exclude=True)
     """The file this configuration was loaded from (set by load_config, not by users)."""
 

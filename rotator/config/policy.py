@@ -36,7 +36,8 @@ class Schedule(ConfigModel):
     cron: CronExpression | None = None
     """Crontab expression (UTC) of the runs, instead of interval."""
     jitter: Duration = timedelta(seconds=30)
-    """Random delay added to each scheduled run, so many keys and replicas spread their load."""
+    """Random delay added to each scheduled run, so installations spread their load. Keys with
+    the same interval (or cron) and jitter run together: one run, one StackState list per kind."""
     recheck: PositiveDuration = timedelta(minutes=1)
     """While consumers switch over (or a failed run retries), check this often instead."""
 

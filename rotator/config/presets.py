@@ -6,7 +6,7 @@ downstream (the configuration's own checks, wiring, doctor, rbac, check-config) 
 from the key: ``effective_targets``, ``effective_consumers``, ``adopt_source``, ``helm_values``
 and ``helm_hint``.
 
-Facts (``reference/README.md`` and the charts' templates):
+Facts (the charts' templates and values):
 
 - ``suse-observability-agent`` (current Helm chart, 1.5.x): by default the chart renders the key
   into its own Secret ``<release>-secrets`` (labelled ``app.kubernetes.io/managed-by: Helm``),

@@ -31,6 +31,14 @@ def _split_listen(listen: str) -> tuple[str, int]:
     return host, int(port)
 
 
+#: Bounds of ``workers``: reads in flight at once (each holds one pooled connection).
+MIN_WORKERS: Final = 1
+MAX_WORKERS: Final = 64
+
+#: ``workers``: how many target reads and consumer look-ups of one run overlap.
+Workers = Annotated[int, Field(ge=MIN_WORKERS, le=MAX_WORKERS)]
+
+
 class ServerSettings(ConfigModel):
     """The daemon's HTTP endpoints: /metrics, /healthz, /readyz."""
 

@@ -26,6 +26,10 @@ Safety rules (invariant I2: the previous key is revoked only once every reader s
   away from) still use the old key: a blocking problem with the migration steps;
 - a reader that a restart cannot switch (paused, ``OnDelete``, a partition) holds a new rotation.
 
+Listing: one LIST per workload kind and namespace per run, shared by every discovering consumer
+of every key in that namespace (:mod:`rotator.shared_reads`); it needs ``list`` on the workloads,
+never a Secret privilege.
+
 One resolution per run: :meth:`DiscoveredWorkloads.resolve` lists the workloads and remembers
 them; :meth:`observe` and :meth:`trigger` in the same run act on that list, so a workload that
 appears after the push is the next run's business (where it counts as switched once its own
@@ -40,10 +44,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
-import urllib3.exceptions
-from kubernetes.client.exceptions import ApiException
-from kubernetes.config.config_exception import ConfigException
-
+from rotator.clients.kubernetes import KubeClients, translated
 from rotator.consumers.base import Reader, Resolution, SwitchRequest, SwitchState
 from rotator.consumers.kubernetes_workload import (
     LIST_PAGE_SIZE,
@@ -53,19 +54,19 @@ from rotator.consumers.kubernetes_workload import (
     WorkloadKind,
     json_object,
 )
-from rotator.errors import TargetForbidden, TargetInvalid
-from rotator.kube import KubeClients, map_api_error
+from rotator.errors import CONSUMER_ERRORS, ConsumerForbidden, ConsumerInvalid
+from rotator.shared_reads import shared
 
-#: Workload kinds searched, with the AppsV1Api method suffix.
-_WORKLOADS: Final[tuple[tuple[WorkloadKind, str, str], ...]] = (
-    ("Deployment", "deployment", "deployments"),
-    ("DaemonSet", "daemon_set", "daemonsets"),
-    ("StatefulSet", "stateful_set", "statefulsets"),
+#: Workload kinds searched (``apps/v1``), with their resource name.
+_WORKLOADS: Final[tuple[tuple[WorkloadKind, str], ...]] = (
+    ("Deployment", "deployments"),
+    ("DaemonSet", "daemonsets"),
+    ("StatefulSet", "statefulsets"),
 )
-#: Informational kinds (BatchV1Api), with where their pod template sits.
-_BATCH: Final[tuple[tuple[str, str, str, tuple[str, ...]], ...]] = (
-    ("CronJob", "cron_job", "cronjobs", ("spec", "jobTemplate", "spec", "template")),
-    ("Job", "job", "jobs", ("spec", "template")),
+#: Informational kinds (``batch/v1``), with where their pod template sits.
+_BATCH: Final[tuple[tuple[str, str, tuple[str, ...]], ...]] = (
+    ("CronJob", "cronjobs", ("spec", "jobTemplate", "spec", "template")),
+    ("Job", "jobs", ("spec", "template")),
 )
 
 
@@ -219,8 +220,8 @@ class DiscoveredWorkloads:
         readers: list[Reader] = []
         stale: list[str] = []
         other: set[str] = set()
-        for kind, suffix, plural in _WORKLOADS:
-            for obj in self._list_apps(suffix, plural):
+        for kind, plural in _WORKLOADS:
+            for obj in self._list_apps(plural):
                 template = _path(obj, "spec", "template")
                 ways = template_reads(template, self.secret, self.key)
                 if ways:
@@ -233,10 +234,10 @@ class DiscoveredWorkloads:
                         stale.append(f"{kind} {_name(obj)} reads Secret {legacy}")
                         other.add(legacy)
         warnings: list[str] = []
-        for batch_kind, suffix, plural, where in _BATCH:
+        for batch_kind, plural, where in _BATCH:
             try:
-                items = self._list_batch(suffix, plural)
-            except TargetForbidden as exc:
+                items = self._list_batch(plural)
+            except ConsumerForbidden as exc:
                 warnings.append(f"cannot list {plural} to find more readers: {exc.message}")
                 continue
             for obj in items:
@@ -289,11 +290,11 @@ class DiscoveredWorkloads:
     def trigger(self, state: SwitchState, requests: Sequence[SwitchRequest]) -> SwitchState:
         """Restart (or record for ``wait``) the reader ``state`` names, as a named consumer."""
         ident = state.workload or state.id
-        for kind, _, _ in _WORKLOADS:
+        for kind, _ in _WORKLOADS:
             prefix = f"kubernetes-workload:{self.context_label}/{self.namespace}/{kind}/"
             if ident.startswith(prefix):
                 return self._consumer(kind).trigger(state, requests)
-        raise TargetInvalid(f"{self.id}: cannot trigger {ident}: not a workload it discovered")
+        raise ConsumerInvalid(f"{self.id}: cannot trigger {ident}: not a workload it discovered")
 
     # -- helpers ---------------------------------------------------------------------------------
 
@@ -317,31 +318,39 @@ class DiscoveredWorkloads:
             self._named[kind] = consumer
         return consumer
 
-    def _list_apps(self, suffix: str, plural: str) -> list[dict[str, Any]]:
-        return self._pages(
-            getattr(self.clients.apps(self.context), f"list_namespaced_{suffix}"), plural
-        )
+    def _list_apps(self, plural: str) -> list[dict[str, Any]]:
+        return self._pages(f"/apis/apps/v1/namespaces/{{namespace}}/{plural}", plural)
 
-    def _list_batch(self, suffix: str, plural: str) -> list[dict[str, Any]]:
-        return self._pages(
-            getattr(self.clients.batch(self.context), f"list_namespaced_{suffix}"), plural
-        )
+    def _list_batch(self, plural: str) -> list[dict[str, Any]]:
+        return self._pages(f"/apis/batch/v1/namespaces/{{namespace}}/{plural}", plural)
 
-    def _pages(self, list_: Callable[..., Any], plural: str) -> list[dict[str, Any]]:
-        """Every object of one LIST (all pages), raw JSON, sorted by name."""
+    def _pages(self, path: str, plural: str) -> list[dict[str, Any]]:
+        """Every object of one LIST (all pages), raw JSON, sorted by name.
+
+        Within one observation (:mod:`rotator.shared_reads`) each (context, namespace, kind) is
+        listed once for every discovering consumer of every key; the objects are shared and
+        only read."""
+        key = ("discovery", id(self.clients), self.context_label, self.namespace, plural)
+        return shared(key, lambda: self._fetch_pages(path, plural))
+
+    def _fetch_pages(self, path: str, plural: str) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = []
         token: str | None = None
-        with self._translated(plural):
+        # Named by namespace, not by this consumer: every consumer sharing the LIST shows it.
+        where = f"kubernetes-workload:{self.context_label}/{self.namespace}/*"
+        with self._translated(plural, where):
             while True:
-                options: dict[str, Any] = {"_continue": token} if token else {}
-                response = list_(
-                    self.namespace,
-                    limit=self.page_size,
-                    _preload_content=False,
-                    _request_timeout=self.clients.request_timeout,
-                    **options,
+                query: dict[str, str | int] = {"limit": self.page_size}
+                if token:
+                    query["continue"] = token
+                answer = self.clients.call(
+                    "GET",
+                    path,
+                    context=self.context,
+                    path_params={"namespace": self.namespace},
+                    query=query,
                 )
-                page = json_object(response, self.id)
+                page = json_object(answer, where)
                 found += [i for i in page.get("items") or [] if isinstance(i, dict)]
                 token = (page.get("metadata") or {}).get("continue")
                 if not token:
@@ -349,15 +358,13 @@ class DiscoveredWorkloads:
         return sorted(found, key=_name)
 
     @contextmanager
-    def _translated(self, plural: str) -> Iterator[None]:
-        try:
+    def _translated(self, plural: str, where: str) -> Iterator[None]:
+        with translated(
+            where=where,
+            verb="list",
+            resource=plural,
+            namespace=self.namespace,
+            timeout=self.clients.request_timeout,
+            kinds=CONSUMER_ERRORS,
+        ):
             yield
-        except (ApiException, urllib3.exceptions.HTTPError, ConfigException) as exc:
-            raise map_api_error(
-                exc,
-                where=self.id,
-                verb="list",
-                resource=plural,
-                namespace=self.namespace,
-                timeout=self.clients.request_timeout,
-            ) from None

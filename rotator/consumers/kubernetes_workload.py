@@ -51,57 +51,91 @@ workload *before* the rotator recorded the push (it reacts within a second), the
 holds the new template and the consumer stays pending until the switch timeout; the reason says
 how to finish by hand. This errs on the side of I2: the old key is never revoked early.
 
-Errors are translated in one place, :func:`map_error` (the same table as the kubernetes-secret
-target; messages name the workload)::
+The pure judging helpers (template hash, the record, kubectl's rollout verdict) live in
+:mod:`rotator.consumers.rollout` and are re-exported here.
 
-    401, 403 ............................... TargetForbidden (verb, resource, namespace)
+Errors are translated in one place, :func:`map_error` (the Kubernetes client's one translation,
+:func:`rotator.clients.kubernetes.map_api_error`, with the consumer family; messages name the
+workload)::
+
+    401, 403 ............................... ConsumerForbidden (verb, resource, namespace)
     404 on get or patch .................... not an error: the state is failed, "... not found"
-    other 404, 400, 422, other 4xx ......... TargetInvalid
-    409 (after the retries above) .......... TargetConflict
-    429, 5xx ............................... TargetUnavailable (``delay`` from Retry-After)
+    other 404, 400, 422, other 4xx ......... ConsumerInvalid
+    409 (after the retries above) .......... ConsumerConflict
+    429, 5xx ............................... ConsumerUnavailable (``delay`` from Retry-After)
     urllib3 errors (refused, reset, DNS,
-      timeouts), TLS failures .............. TargetUnavailable
-    kubeconfig credential refresh failed ... TargetForbidden
-    an answer that is not a JSON object .... TargetInvalid
+      timeouts), TLS failures .............. ConsumerUnavailable
+    kubeconfig credential refresh failed ... ConsumerForbidden
+    an answer that is not a JSON object .... ConsumerInvalid
 
-Consumers have no error classes of their own yet: the generic ``Target*`` classes are used.
-Messages carry the API server's Status ``message`` (redacted, shortened), never a request or
-response body; the client's exception is dropped from the chain (``from None``) because its text
-holds the whole response body. Every call passes ``_request_timeout``. Objects are read as raw
-JSON (``_preload_content=False``), so the template hash describes exactly what the API server
-stores and does not change when a newer client learns more fields.
+Their categories are those of the ``Target*`` classes of the same kind. Messages carry the API
+server's Status ``message`` (redacted, shortened), never a request or response body; the
+client's exception is dropped from the chain (``from None``) because its text
+holds the whole response body. Every call goes through :meth:`KubeClients.call` (the
+client's timeout applies): objects are read and written as raw JSON by path, so the template
+hash describes exactly what the API server stores and does not change when a newer client
+learns more fields, and no API class of the client is imported.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal, get_args
 
-import urllib3.exceptions
-from kubernetes.client.exceptions import ApiException
-from kubernetes.config.config_exception import ConfigException
-
-from rotator.consumers.base import Resolution, SwitchPhase, SwitchRequest, SwitchState
-from rotator.errors import (
-    ConfigError,
-    TargetConflict,
-    TargetInvalid,
+from rotator.clients.kubernetes import (
+    DEFAULT_CONFLICT_ATTEMPTS,
+    DEFAULT_CONFLICT_BACKOFF,
+    Conflict,
+    KubeClients,
+    map_api_error,
+    retry_on_conflict,
+    status_of,
+    translated,
 )
-from rotator.kube import KubeClients
-from rotator.kube import map_api_error as map_error
+from rotator.consumers.base import Resolution, SwitchPhase, SwitchRequest, SwitchState
+from rotator.consumers.rollout import (
+    PUSHED_ANNOTATION,
+    PushRecord,
+    RolloutPhase,
+    RolloutStatus,
+    partition_of,
+    read_records,
+    records_json,
+    rfc3339,
+    rollout_status,
+    template_hash,
+)
+from rotator.errors import (
+    CONSUMER_ERRORS,
+    ConfigError,
+    ConsumerConflict,
+    ConsumerInvalid,
+    RotatorError,
+)
+
+__all__ = [
+    "PAUSED_REFUSAL",
+    "PUSHED_ANNOTATION",
+    "RESTARTED_AT_ANNOTATION",
+    "KubernetesWorkloadConsumer",
+    "PushRecord",
+    "RolloutPhase",
+    "RolloutStatus",
+    "json_object",
+    "map_error",
+    "read_records",
+    "rfc3339",
+    "rollout_status",
+    "template_hash",
+]
 
 WorkloadKind = Literal["Deployment", "DaemonSet", "StatefulSet"]
 WorkloadAction = Literal["restart", "wait"]
 
-#: The workload annotation holding what was pushed and the template it was recorded against.
-PUSHED_ANNOTATION: Final = "rotator.stackstate.io/pushed"
 #: The pod-template annotation ``kubectl rollout restart`` sets (and so does this consumer).
 RESTARTED_AT_ANNOTATION: Final = "kubectl.kubernetes.io/restartedAt"
 #: Who restarts the workload in ``wait`` mode, for messages.
@@ -109,10 +143,6 @@ RESTARTERS: Final = "Reloader/VSO/ESO"
 #: kubectl's refusal to restart a paused Deployment, word for word.
 PAUSED_REFUSAL: Final = "can't restart paused deployment (run rollout resume first)"
 
-#: Read-modify-patch attempts before a persistent 409 becomes TargetConflict.
-DEFAULT_CONFLICT_ATTEMPTS: Final = 5
-#: First backoff (seconds) between attempts; doubles each time (0.05 + 0.1 + 0.2 + 0.4 s).
-DEFAULT_CONFLICT_BACKOFF: Final = 0.05
 #: Page size when listing workloads by label selector.
 LIST_PAGE_SIZE: Final = 500
 
@@ -123,17 +153,15 @@ _PATCH_CONTENT_TYPE: Final = "application/strategic-merge-patch+json"
 
 @dataclass(frozen=True)
 class _KindApi:
-    """How one workload kind is named in the API and in the client's method names."""
+    """How one workload kind is named in the API (``/apis/apps/v1/.../<plural>``)."""
 
     plural: str
-    #: Suffix of the client's methods: ``read_namespaced_<suffix>``.
-    suffix: str
 
 
 _KINDS: Final[dict[str, _KindApi]] = {
-    "Deployment": _KindApi("deployments", "deployment"),
-    "DaemonSet": _KindApi("daemonsets", "daemon_set"),
-    "StatefulSet": _KindApi("statefulsets", "stateful_set"),
+    "Deployment": _KindApi("deployments"),
+    "DaemonSet": _KindApi("daemonsets"),
+    "StatefulSet": _KindApi("statefulsets"),
 }
 
 
@@ -141,170 +169,7 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-# -- pure helpers: template hash, the record, the rollout verdict ---------------------------------
-
-
-def template_hash(template: Any) -> str:
-    """First 16 hex digits of SHA-256 over the canonical JSON of ``spec.template``."""
-    canonical = json.dumps(template, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
-
-
-@dataclass(frozen=True)
-class PushRecord:
-    """One managed key's entry in :data:`PUSHED_ANNOTATION`."""
-
-    fingerprint: str
-    #: :func:`template_hash` of the pod template just before the restart (or the record).
-    template: str
-    #: ``pushed_at`` of the value, RFC 3339 (for humans reading the annotation).
-    at: str
-
-    def to_dict(self) -> dict[str, str]:
-        """The JSON form stored in the annotation."""
-        return {"fingerprint": self.fingerprint, "template": self.template, "at": self.at}
-
-
-def read_records(workload: Mapping[str, Any]) -> dict[str, PushRecord]:
-    """The parsed :data:`PUSHED_ANNOTATION` of a workload ({} when absent or damaged).
-
-    A damaged entry only costs a restart: the key then reads as not yet triggered.
-    """
-    annotations = (workload.get("metadata") or {}).get("annotations") or {}
-    try:
-        raw = json.loads(annotations.get(PUSHED_ANNOTATION) or "{}")
-    except ValueError:
-        return {}
-    if not isinstance(raw, dict):
-        return {}
-    records = {}
-    for managed_key, entry in raw.items():
-        if not isinstance(entry, dict):
-            continue
-        fp, template = entry.get("fingerprint"), entry.get("template")
-        if isinstance(fp, str) and isinstance(template, str):
-            records[str(managed_key)] = PushRecord(fp, template, str(entry.get("at") or ""))
-    return records
-
-
-def _records_json(records: Mapping[str, PushRecord]) -> str:
-    return json.dumps(
-        {key: record.to_dict() for key, record in sorted(records.items())},
-        separators=(",", ":"),
-        sort_keys=True,
-    )
-
-
-def rfc3339(moment: datetime) -> str:
-    """RFC 3339 in UTC with second precision and ``Z``, as kubectl and ``metav1.Time`` write."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-RolloutPhase = Literal["complete", "waiting", "failed"]
-
-
-@dataclass(frozen=True)
-class RolloutStatus:
-    """``kubectl rollout status``'s verdict on one workload, with a short account of progress."""
-
-    phase: RolloutPhase
-    message: str
-
-
-def _int(value: Any, default: int = 0) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else default
-
-
-def rollout_status(kind: str, workload: Mapping[str, Any]) -> RolloutStatus:
-    """Apply kubectl's rollout-status rules (``polymorphichelpers/rollout_status.go``).
-
-    A pure function of the object as the API server returned it. ``spec.replicas`` defaults to
-    1, as the API server defaults it.
-    """
-    meta = workload.get("metadata") or {}
-    spec = workload.get("spec") or {}
-    status = workload.get("status") or {}
-    generation = _int(meta.get("generation"))
-    observed = _int(status.get("observedGeneration"))
-    waiting_spec = RolloutStatus(
-        "waiting",
-        f"waiting for observedGeneration to reach generation {generation} (observed {observed})",
-    )
-    if kind == "Deployment":
-        if generation > observed:
-            return waiting_spec
-        progressing: Mapping[str, Any] = next(
-            (c for c in status.get("conditions") or [] if c.get("type") == "Progressing"), {}
-        )
-        if progressing.get("reason") == "ProgressDeadlineExceeded":
-            return RolloutStatus(
-                "failed",
-                f'ProgressDeadlineExceeded: deployment "{meta.get("name")}" exceeded its '
-                "progress deadline",
-            )
-        replicas = _int(spec.get("replicas"), 1)
-        updated = _int(status.get("updatedReplicas"))
-        total = _int(status.get("replicas"))
-        available = _int(status.get("availableReplicas"))
-        if updated < replicas:
-            return RolloutStatus("waiting", f"{updated}/{replicas} updated")
-        if total > updated:
-            return RolloutStatus("waiting", f"{total - updated} old replicas pending termination")
-        if available < updated:
-            return RolloutStatus("waiting", f"{available}/{updated} updated replicas available")
-        return RolloutStatus("complete", f"{updated}/{replicas} updated and available")
-    strategy = spec.get("updateStrategy") or {}
-    strategy_type = strategy.get("type") or "RollingUpdate"
-    if strategy_type != "RollingUpdate":
-        return RolloutStatus(
-            "failed",
-            f"updateStrategy {strategy_type}: rollout status is only available for "
-            "RollingUpdate, and no pod is replaced until someone deletes it",
-        )
-    if kind == "DaemonSet":
-        if generation > observed:
-            return waiting_spec
-        desired = _int(status.get("desiredNumberScheduled"))
-        updated = _int(status.get("updatedNumberScheduled"))
-        available = _int(status.get("numberAvailable"))
-        if updated < desired:
-            return RolloutStatus("waiting", f"{updated}/{desired} updated")
-        if available < desired:
-            return RolloutStatus("waiting", f"{available}/{desired} updated pods available")
-        return RolloutStatus("complete", f"{desired}/{desired} updated and available")
-    # StatefulSet
-    if observed == 0 or generation > observed:
-        return waiting_spec
-    replicas = _int(spec.get("replicas"), 1)
-    ready = _int(status.get("readyReplicas"))
-    if ready < replicas:
-        return RolloutStatus("waiting", f"{ready}/{replicas} ready")
-    rolling = strategy.get("rollingUpdate")
-    if isinstance(rolling, dict):
-        partition = _int(rolling.get("partition"))
-        updated = _int(status.get("updatedReplicas"))
-        wanted = replicas - partition
-        if updated < wanted:
-            return RolloutStatus("waiting", f"{updated}/{wanted} updated (partition {partition})")
-        return RolloutStatus(
-            "complete", f"{updated}/{replicas} updated and {ready}/{replicas} ready"
-        )
-    update_revision = status.get("updateRevision")
-    if update_revision != status.get("currentRevision"):
-        return RolloutStatus("waiting", f"waiting for all pods to reach revision {update_revision}")
-    return RolloutStatus("complete", f"{replicas}/{replicas} at revision {update_revision}")
-
-
-def _partition(workload: Mapping[str, Any]) -> int:
-    strategy = (workload.get("spec") or {}).get("updateStrategy") or {}
-    return _int((strategy.get("rollingUpdate") or {}).get("partition"))
-
-
 # -- the consumer ------------------------------------------------------------------------------
-
-
-class _Conflict(Exception):
-    """The PATCH lost to a concurrent writer (409): read again and retry."""
 
 
 class KubernetesWorkloadConsumer:
@@ -445,9 +310,8 @@ class KubernetesWorkloadConsumer:
         OnDelete, partition) or when every request's record and restart are already in place.
         """
         name = self._name_of(state)
-        for attempt in range(self.conflict_attempts):
-            if attempt:
-                time.sleep(self.conflict_backoff * 2 ** (attempt - 1))
+
+        def attempt() -> SwitchState:
             workload = self._get(name)
             if workload is None:
                 return self._missing(name)
@@ -457,18 +321,20 @@ class KubernetesWorkloadConsumer:
             body, done_reason = self._trigger_patch(workload, requests)
             if body is None:
                 return self._state(name, "pending", done_reason)
-            try:
-                patched = self._patch(name, body)
-            except _Conflict:
-                continue
-            if patched is None:
+            if self._patch(name, body) is None:  # Conflict on 409: read again
                 return self._missing(name)
             return self._state(name, "pending", done_reason)
-        raise TargetConflict(
-            f"{self.workload_id(name)}: {self.kind} {self.namespace}/{name} kept changing under "
-            f"us (409 Conflict on {self.conflict_attempts} attempts)",
-            delay=_CONFLICT_DELAY,
-        )
+
+        try:
+            return retry_on_conflict(
+                attempt, attempts=self.conflict_attempts, backoff=self.conflict_backoff
+            )
+        except Conflict:
+            raise ConsumerConflict(
+                f"{self.workload_id(name)}: {self.kind} {self.namespace}/{name} kept changing "
+                f"under us (409 Conflict on {self.conflict_attempts} attempts)",
+                delay=_CONFLICT_DELAY,
+            ) from None
 
     # -- decisions -------------------------------------------------------------------------------
 
@@ -505,7 +371,7 @@ class KubernetesWorkloadConsumer:
     def _rollout_state(self, name: str, workload: Mapping[str, Any]) -> SwitchState:
         """Judge a rollout that started after the record by kubectl's rules."""
         verdict = rollout_status(self.kind, workload)
-        partition = _partition(workload) if self.kind == "StatefulSet" else 0
+        partition = partition_of(workload) if self.kind == "StatefulSet" else 0
         if verdict.phase == "failed":
             return self._state(name, "failed", f"rollout failed: {verdict.message}")
         if partition > 0:
@@ -534,7 +400,7 @@ class KubernetesWorkloadConsumer:
                 f"{self.kind} {workload['metadata']['name']} has updateStrategy {strategy}: a "
                 "restart replaces no pod (delete its pods by hand or use RollingUpdate)"
             )
-        partition = _partition(workload) if self.kind == "StatefulSet" else 0
+        partition = partition_of(workload) if self.kind == "StatefulSet" else 0
         if partition > 0:
             return self._partition_problem(partition)
         return None
@@ -581,7 +447,7 @@ class KubernetesWorkloadConsumer:
         body: dict[str, Any] = {
             "metadata": {
                 "resourceVersion": meta.get("resourceVersion"),
-                "annotations": {PUSHED_ANNOTATION: _records_json(records)},
+                "annotations": {PUSHED_ANNOTATION: records_json(records)},
             }
         }
         if self.action == "wait":
@@ -617,46 +483,54 @@ class KubernetesWorkloadConsumer:
         key = state.workload or state.id
         name = key.removeprefix(prefix)
         if name == key or not name or "/" in name or (self.name not in (None, name)):
-            raise TargetInvalid(f"{self.id}: cannot trigger {key}: not a workload of this consumer")
+            raise ConsumerInvalid(
+                f"{self.id}: cannot trigger {key}: not a workload of this consumer"
+            )
         return name
 
     # -- API calls -------------------------------------------------------------------------------
 
+    def _path(self, name: str | None = None) -> str:
+        """The API path of this kind's collection, or of one workload (a template)."""
+        collection = f"/apis/apps/v1/namespaces/{{namespace}}/{self._api.plural}"
+        return collection if name is None else collection + "/{name}"
+
     def _get(self, name: str) -> dict[str, Any] | None:
         """The workload as raw JSON, or None when it does not exist."""
-        read = getattr(self.clients.apps(self.context), f"read_namespaced_{self._api.suffix}")
         with self._translated("get", name):
             try:
-                response = read(
-                    name,
-                    self.namespace,
-                    _preload_content=False,
-                    _request_timeout=self.clients.request_timeout,
+                answer = self.clients.call(
+                    "GET",
+                    self._path(name),
+                    context=self.context,
+                    path_params={"namespace": self.namespace, "name": name},
                 )
-            except ApiException as exc:
-                if exc.status == 404:
+            except Exception as exc:
+                if status_of(exc) == 404:
                     return None
                 raise
-            return json_object(response, self.workload_id(name))
+        return json_object(answer, self.workload_id(name))
 
     def _list(self) -> list[dict[str, Any]]:
         """Every workload matching the selector (all pages), sorted by name."""
-        list_ = getattr(self.clients.apps(self.context), f"list_namespaced_{self._api.suffix}")
         found: list[dict[str, Any]] = []
         token: str | None = None
         with self._translated("list", None):
             while True:
-                options: dict[str, Any] = {"label_selector": self.label_selector}
+                query: dict[str, str | int] = {
+                    "labelSelector": self.label_selector,
+                    "limit": self.page_size,
+                }
                 if token:
-                    options["_continue"] = token
-                response = list_(
-                    self.namespace,
-                    limit=self.page_size,
-                    _preload_content=False,
-                    _request_timeout=self.clients.request_timeout,
-                    **options,
+                    query["continue"] = token
+                answer = self.clients.call(
+                    "GET",
+                    self._path(),
+                    context=self.context,
+                    path_params={"namespace": self.namespace},
+                    query=query,
                 )
-                page = json_object(response, self.id)
+                page = json_object(answer, self.id)
                 items = page.get("items") or []
                 found += [item for item in items if isinstance(item, dict)]
                 token = (page.get("metadata") or {}).get("continue")
@@ -665,54 +539,63 @@ class KubernetesWorkloadConsumer:
         return sorted(found, key=lambda item: str((item.get("metadata") or {}).get("name")))
 
     def _patch(self, name: str, body: dict[str, Any]) -> dict[str, Any] | None:
-        """Strategic-merge PATCH; None when the workload vanished; :class:`_Conflict` on 409."""
-        patch = getattr(self.clients.apps(self.context), f"patch_namespaced_{self._api.suffix}")
+        """Strategic-merge PATCH; None when the workload vanished; :class:`Conflict` on 409."""
         with self._translated("patch", name):
             try:
-                response = patch(
-                    name,
-                    self.namespace,
-                    body,
-                    _content_type=_PATCH_CONTENT_TYPE,
-                    _preload_content=False,
-                    _request_timeout=self.clients.request_timeout,
+                answer = self.clients.call(
+                    "PATCH",
+                    self._path(name),
+                    context=self.context,
+                    path_params={"namespace": self.namespace, "name": name},
+                    body=body,
+                    content_type=_PATCH_CONTENT_TYPE,
                 )
-            except ApiException as exc:
-                if exc.status == 404:
+            except Exception as exc:
+                status = status_of(exc)
+                if status == 404:
                     return None
-                if exc.status == 409:
-                    raise _Conflict from None
+                if status == 409:
+                    raise Conflict from None
                 raise
-            return json_object(response, self.workload_id(name))
+        return json_object(answer, self.workload_id(name))
 
     @contextmanager
     def _translated(self, verb: str, name: str | None) -> Iterator[None]:
-        try:
+        with translated(
+            where=self.workload_id(name) if name is not None else self.id,
+            verb=verb,
+            resource=self._api.plural,
+            namespace=self.namespace,
+            timeout=self.clients.request_timeout,
+            kinds=CONSUMER_ERRORS,
+        ):
             yield
-        except (ApiException, urllib3.exceptions.HTTPError, ConfigException) as exc:
-            raise map_error(
-                exc,
-                where=self.workload_id(name) if name is not None else self.id,
-                verb=verb,
-                resource=self._api.plural,
-                namespace=self.namespace,
-                timeout=self.clients.request_timeout,
-            ) from None
 
 
-def json_object(response: Any, where: str) -> dict[str, Any]:
-    """The JSON object of a raw (unpreloaded) answer; the connection goes back to the pool."""
-    try:
-        raw = response.data
-    finally:
-        response.release_conn()
-    try:
-        parsed = json.loads(raw)
-    except (TypeError, ValueError):
-        parsed = None
-    if not isinstance(parsed, dict):
-        raise TargetInvalid(f"{where}: the API server's answer is not a JSON object")
-    return parsed
+def json_object(answer: Any, where: str) -> dict[str, Any]:
+    """``answer`` (parsed JSON of :meth:`KubeClients.call`) when it is an object."""
+    if not isinstance(answer, dict):
+        raise ConsumerInvalid(f"{where}: the API server's answer is not a JSON object")
+    return answer
 
 
-# -- error mapping -----------------------------------------------------------------------------
+def map_error(
+    exc: BaseException,
+    *,
+    where: str,
+    verb: str,
+    resource: str,
+    namespace: str,
+    timeout: float,
+) -> RotatorError:
+    """Translate a failure of a workload call (see the module table): the client's one
+    translation, :func:`~rotator.clients.kubernetes.map_api_error`, in the ``Consumer*`` family."""
+    return map_api_error(
+        exc,
+        where=where,
+        verb=verb,
+        resource=resource,
+        namespace=namespace,
+        timeout=timeout,
+        kinds=CONSUMER_ERRORS,
+    )

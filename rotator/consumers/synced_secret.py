@@ -26,15 +26,16 @@ consumer that only reads is better off without.)
 The ``done`` list of the targets' metadata is ignored: the Secret itself is the evidence, read
 again on every run.
 
-Errors reading the Secret are translated in one place, :func:`map_error`::
+Errors reading the Secret are translated in one place, :func:`map_error` (the Kubernetes
+client's one translation, in the ``Consumer*`` family)::
 
     404 ..................................... not an error: "not synced yet"
-    401, 403 ................................ TargetForbidden (verb, resource, namespace)
-    429, 5xx ................................ TargetUnavailable (``delay`` from Retry-After)
+    401, 403 ................................ ConsumerForbidden (verb, resource, namespace)
+    429, 5xx ................................ ConsumerUnavailable (``delay`` from Retry-After)
     urllib3 errors (refused, reset, DNS,
-      timeouts), TLS failures ............... TargetUnavailable
-    other 4xx ............................... TargetInvalid
-    kubeconfig credential refresh failed .... TargetForbidden
+      timeouts), TLS failures ............... ConsumerUnavailable
+    other 4xx ............................... ConsumerInvalid
+    kubeconfig credential refresh failed .... ConsumerForbidden
 
 Messages carry the API server's Status ``message`` (which names objects and users, never Secret
 data) passed through :func:`rotator.secrets.redact`, never a response body; the client's
@@ -50,13 +51,9 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Final, Literal
 
-import urllib3.exceptions
-from kubernetes.client.exceptions import ApiException
-from kubernetes.config.config_exception import ConfigException
-
+from rotator.clients.kubernetes import KubeClients, map_api_error, status_of, translated
 from rotator.consumers.base import Resolution, SwitchPhase, SwitchRequest, SwitchState
-from rotator.errors import TargetError
-from rotator.kube import KubeClients, map_api_error
+from rotator.errors import CONSUMER_ERRORS, ConsumerInvalid, RotatorError
 from rotator.secrets import fingerprint
 
 _RESOURCE: Final = "secrets"
@@ -84,8 +81,10 @@ class SyncedSecretConsumer:
 
     @property
     def id(self) -> str:
-        """``synced-secret:context/namespace/name[key]`` (context ``default`` when unset)."""
-        return f"synced-secret:{self.context or 'default'}/{self.namespace}/{self.name}[{self.key}]"
+        """``synced-secret:context/namespace/name[key]``: the context calls go to (resolved like
+        the other Kubernetes ids), ``default`` when none is named."""
+        context = self.clients.context_name(self.context) or "default"
+        return f"synced-secret:{context}/{self.namespace}/{self.name}[{self.key}]"
 
     @property
     def plan_action(self) -> Literal["restart", "await"]:
@@ -108,13 +107,14 @@ class SyncedSecretConsumer:
         """GET the Secret and compare the fingerprint of ``data[key]`` with the request's.
 
         ``done`` is ignored (the Secret is the evidence). Raises a
-        :class:`~rotator.errors.TargetError` when the Secret cannot be read.
+        :class:`~rotator.errors.ConsumerError` when the Secret cannot be read.
         """
         secret = self._get()
         where = f"Secret {self.namespace}/{self.name}"
         if secret is None:
             return [self._state("pending", f"not synced yet: {where} not found")]
-        raw = (secret.data or {}).get(self.key)
+        data = secret.get("data")
+        raw = data.get(self.key) if isinstance(data, dict) else None
         if not raw:
             return [self._state("pending", f"not synced yet: {where} has no value for {self.key}")]
         try:
@@ -139,40 +139,52 @@ class SyncedSecretConsumer:
     def _state(self, phase: SwitchPhase, reason: str) -> SwitchState:
         return SwitchState(id=self.id, phase=phase, reason=reason)
 
-    def _get(self) -> Any:
-        """The Secret, or None when it (or its namespace) does not exist."""
+    def _get(self) -> dict[str, Any] | None:
+        """The Secret as raw JSON, or None when it (or its namespace) does not exist."""
         with self._translated("get"):
             try:
-                return self.clients.core(self.context).read_namespaced_secret(
-                    self.name, self.namespace, _request_timeout=self.clients.request_timeout
+                answer = self.clients.call(
+                    "GET",
+                    "/api/v1/namespaces/{namespace}/secrets/{name}",
+                    context=self.context,
+                    path_params={"namespace": self.namespace, "name": self.name},
                 )
-            except ApiException as exc:
+            except Exception as exc:
                 # The operator has not created it yet: waiting, not failing.
-                if exc.status == 404:
+                if status_of(exc) == 404:
                     return None
                 raise
+        if not isinstance(answer, dict):
+            raise ConsumerInvalid(f"{self.id}: the API server's answer is not a JSON object")
+        return answer
 
     @contextmanager
     def _translated(self, verb: str) -> Iterator[None]:
-        try:
+        with translated(
+            where=self.id,
+            verb=verb,
+            resource=_RESOURCE,
+            namespace=self.namespace,
+            timeout=self.clients.request_timeout,
+            kinds=CONSUMER_ERRORS,
+        ):
             yield
-        except (ApiException, urllib3.exceptions.HTTPError, ConfigException) as exc:
-            raise map_error(
-                exc,
-                where=self.id,
-                verb=verb,
-                namespace=self.namespace,
-                timeout=self.clients.request_timeout,
-            ) from None
 
 
 def map_error(
     exc: BaseException, *, where: str, verb: str, namespace: str, timeout: float
-) -> TargetError:
-    """Translate a failure reading the synced Secret (see :func:`rotator.kube.map_api_error`).
+) -> RotatorError:
+    """Translate a failure reading the synced Secret (see
+    :func:`rotator.clients.kubernetes.map_api_error`), in the ``Consumer*`` family.
 
     A 404 is handled by the caller: a Secret not synced yet is not an error.
     """
     return map_api_error(
-        exc, where=where, verb=verb, resource=_RESOURCE, namespace=namespace, timeout=timeout
+        exc,
+        where=where,
+        verb=verb,
+        resource=_RESOURCE,
+        namespace=namespace,
+        timeout=timeout,
+        kinds=CONSUMER_ERRORS,
     )

@@ -19,6 +19,7 @@ import structlog
 
 from rotator.engine.model import RunReport
 from rotator.errors import RotatorError
+from rotator.report import result_document
 from rotator.secrets import redact
 
 log = structlog.get_logger(__name__)
@@ -43,8 +44,6 @@ class History:
 
     def record(self, report: RunReport, *, run_id: str, source: str) -> None:
         """Append one line per managed key of ``report``; failures are logged, not raised."""
-        from rotator.cli.report import result_document  # noqa: PLC0415 - avoid a cycle
-
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._rotate_if_large()

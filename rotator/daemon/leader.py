@@ -1,7 +1,8 @@
 """Leader election over a ``coordination.k8s.io/v1`` Lease, following client-go's algorithm.
 
 The released Python client ships ``kubernetes.leaderelection`` with a ConfigMap lock only (naive
-local times, no release on exit), so the Lease lock is built here on ``CoordinationV1Api``.
+local times, no release on exit), so the Lease lock is built here, in
+:mod:`rotator.daemon.lease` (re-exported), on the client's generic ``ApiClient`` calls.
 
 :class:`LeaseLock` reads, creates and replaces one Lease. :class:`LeaderElector` runs client-go's
 ``tryAcquireOrRenew`` on it:
@@ -29,21 +30,10 @@ acquiring. :meth:`LeaderElector.stop` with ``release=True`` writes an empty hold
 one-second duration, like client-go's ``ReleaseOnCancel``, so another replica takes over without
 waiting for the lease to expire; a lease someone else holds is never touched.
 
-``MicroTime`` values always carry six fractional digits (``2006-01-02T15:04:05.000000Z``): the API
-server rejects the form ``datetime.isoformat()`` produces at microsecond 0, and the client
-serialises every datetime with ``isoformat()``. :class:`MicroTime` is a ``datetime`` whose
-``isoformat`` writes the six digits, so the client's own serialisation sends the right text.
-
-Errors of the API are translated once, in :func:`map_lease_error`::
-
-    409 ....................................... TargetConflict (a concurrent writer won)
-    401, 403 .................................. TargetForbidden
-    404 (create: no namespace; update: gone),
-      400, 422, other 4xx ..................... TargetInvalid
-    429, 5xx, connection failures, timeouts ... TargetUnavailable
-
-A missing Lease on GET is not an error: :meth:`LeaseLock.get` returns None. The elector treats
-every error as a lost round: it logs it and returns False, it never raises from its loop.
+``MicroTime`` values and the translation of the API's errors (the ``Lease*`` family of
+:mod:`rotator.errors`; a 409 is :class:`~rotator.errors.LeaseConflict`) are described in
+:mod:`rotator.daemon.lease`. A missing Lease on GET is not an error. The elector treats every
+error as a lost round: it logs it and returns False, it never raises from its loop.
 
 **Annotations.** The Lease also carries the hand-over of ``rotator rotate`` requests to the
 leader (:mod:`rotator.handoff`) in its annotations. A PUT replaces the whole object, so every
@@ -61,25 +51,34 @@ import random
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 import structlog
-import urllib3.exceptions
-from kubernetes.client.exceptions import ApiException
-from kubernetes.config.config_exception import ConfigException
 
-from rotator.errors import (
-    ConfigError,
-    RotatorError,
-    TargetConflict,
-    TargetError,
-    TargetForbidden,
-    TargetInvalid,
-    TargetUnavailable,
+from rotator.daemon.lease import (
+    ANNOTATION_ATTEMPTS,
+    MICROTIME_FORMAT,
+    AnnotationChange,
+    LeaderRecord,
+    LeaseLock,
+    MicroTime,
+    format_microtime,
 )
-from rotator.kube import KubeClients, quote_status, status_body, transport_problem
+from rotator.errors import ConfigError, LeaseConflict, RotatorError
+
+__all__ = [
+    "ANNOTATION_ATTEMPTS",
+    "JITTER_FACTOR",
+    "MICROTIME_FORMAT",
+    "RELEASED_LEASE_SECONDS",
+    "AnnotationChange",
+    "LeaderElector",
+    "LeaderRecord",
+    "LeaseLock",
+    "MicroTime",
+    "format_microtime",
+]
 
 log = structlog.get_logger(__name__)
 
@@ -89,258 +88,9 @@ JITTER_FACTOR: Final = 1.2
 #: ``leaseDurationSeconds`` written on release, as client-go's ReleaseOnCancel writes it.
 RELEASED_LEASE_SECONDS: Final = 1
 
-#: strftime format of a Kubernetes ``MicroTime`` (always six fractional digits, UTC).
-MICROTIME_FORMAT: Final = "%Y-%m-%dT%H:%M:%S.%fZ"
-
-#: Attempts of a read-modify-write of the annotations before a run of 409s wins.
-ANNOTATION_ATTEMPTS: Final = 8
-
-#: ``change`` of :meth:`LeaseLock.update_annotations`: the new annotations, or None to write
-#: nothing (the current ones do not allow the change, or already have it).
-AnnotationChange = Callable[[Mapping[str, str]], Mapping[str, str] | None]
-
-
-class MicroTime(datetime):
-    """A UTC ``datetime`` that serialises as a Kubernetes ``MicroTime`` with six digits.
-
-    The Python client turns datetimes into JSON with ``isoformat()``; overriding it here makes
-    the request carry ``2025-06-01T12:00:00.000000Z`` rather than ``...12:00:00+00:00``.
-    """
-
-    @classmethod
-    def of(cls, moment: datetime) -> MicroTime:
-        """``moment`` (timezone-aware) in UTC as a MicroTime."""
-        if moment.tzinfo is None:
-            raise ValueError("a MicroTime needs a timezone-aware datetime")
-        utc = moment.astimezone(UTC)
-        return cls(
-            utc.year,
-            utc.month,
-            utc.day,
-            utc.hour,
-            utc.minute,
-            utc.second,
-            utc.microsecond,
-            tzinfo=UTC,
-        )
-
-    def isoformat(self, sep: str = "T", timespec: str = "auto") -> str:
-        """The MicroTime text; ``sep`` and ``timespec`` are ignored (the format is fixed)."""
-        return format_microtime(self)
-
-
-def format_microtime(moment: datetime) -> str:
-    """``moment`` (timezone-aware) as a Kubernetes MicroTime: UTC, six fractional digits, Z."""
-    if moment.tzinfo is None:
-        raise ValueError("a MicroTime needs a timezone-aware datetime")
-    return moment.astimezone(UTC).strftime(MICROTIME_FORMAT)
-
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-@dataclass(frozen=True)
-class LeaderRecord:
-    """The election fields of a Lease's spec; ``holder`` is "" when nobody holds it.
-
-    Two records are equal when their election fields are: ``resource_version`` and
-    ``annotations`` are not compared, so "the record changed" means what client-go's raw-record
-    comparison means.
-    """
-
-    holder: str
-    lease_duration_seconds: int
-    acquire_time: datetime | None = None
-    renew_time: datetime | None = None
-    transitions: int = 0
-    resource_version: str | None = field(default=None, compare=False)
-    annotations: Mapping[str, str] = field(default_factory=dict, compare=False)
-
-
-class LeaseLock:
-    """One Lease, read and written through ``CoordinationV1Api`` of a kubeconfig context."""
-
-    def __init__(
-        self,
-        clients: KubeClients,
-        *,
-        namespace: str,
-        name: str,
-        identity: str,
-        context: str | None = None,
-    ) -> None:
-        """Remember where the Lease lives; nothing is read before the first call."""
-        self.clients = clients
-        self.namespace = namespace
-        self.name = name
-        self.identity = identity
-        self.context = context
-
-    def describe(self) -> str:
-        """``namespace/name`` of the Lease, for messages."""
-        return f"{self.namespace}/{self.name}"
-
-    def get(self) -> LeaderRecord | None:
-        """The Lease's record, or None when the Lease does not exist."""
-        try:
-            lease = self._api().read_namespaced_lease(
-                self.name, self.namespace, _request_timeout=self.clients.request_timeout
-            )
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise self._error(exc, "get") from None
-        except (urllib3.exceptions.HTTPError, ConfigException) as exc:
-            raise self._error(exc, "get") from None
-        return _record_of(lease)
-
-    def create(self, record: LeaderRecord) -> LeaderRecord:
-        """Create the Lease holding ``record``; returns what the server stored.
-
-        :raises TargetConflict: someone created the Lease first.
-        """
-        try:
-            lease = self._api().create_namespaced_lease(
-                self.namespace,
-                self._body(record, None),
-                _request_timeout=self.clients.request_timeout,
-            )
-        except (ApiException, urllib3.exceptions.HTTPError, ConfigException) as exc:
-            raise self._error(exc, "create") from None
-        return _record_of(lease)
-
-    def update(self, record: LeaderRecord, resource_version: str | None) -> LeaderRecord:
-        """Replace the Lease's record, guarded by ``resource_version``; returns what was stored.
-
-        :raises TargetConflict: the Lease changed since ``resource_version`` was read.
-        """
-        try:
-            lease = self._api().replace_namespaced_lease(
-                self.name,
-                self.namespace,
-                self._body(record, resource_version),
-                _request_timeout=self.clients.request_timeout,
-            )
-        except (ApiException, urllib3.exceptions.HTTPError, ConfigException) as exc:
-            raise self._error(exc, "update") from None
-        return _record_of(lease)
-
-    def update_annotations(
-        self, change: AnnotationChange, *, holder: str | None = None
-    ) -> LeaderRecord | None:
-        """Read the Lease, let ``change`` compute its new annotations, write them back.
-
-        The write carries the ``resourceVersion`` read and the spec as read, so it changes
-        nothing of the election; on 409 the read-modify-write starts again (at most
-        :data:`ANNOTATION_ATTEMPTS` times). Returns the stored record, or None when nothing was
-        written: the Lease does not exist, ``holder`` is given and does not hold it, or
-        ``change`` answered None.
-
-        :raises TargetConflict: every attempt lost to a concurrent writer.
-        """
-        conflict: TargetConflict | None = None
-        for _ in range(ANNOTATION_ATTEMPTS):
-            current = self.get()
-            if current is None or (holder is not None and current.holder != holder):
-                return None
-            wanted = change(current.annotations)
-            if wanted is None:
-                return None
-            try:
-                return self.update(
-                    replace(current, annotations=dict(wanted)), current.resource_version
-                )
-            except TargetConflict as exc:
-                conflict = exc
-        assert conflict is not None
-        raise conflict
-
-    def __repr__(self) -> str:
-        return f"LeaseLock({self.describe()}, identity={self.identity!r}, context={self.context!r})"
-
-    # -- internals -------------------------------------------------------------------------------
-
-    def _api(self) -> Any:
-        return self.clients.coordination(self.context)
-
-    def _body(self, record: LeaderRecord, resource_version: str | None) -> dict[str, Any]:
-        spec: dict[str, Any] = {
-            "holderIdentity": record.holder,
-            "leaseDurationSeconds": record.lease_duration_seconds,
-            "leaseTransitions": record.transitions,
-        }
-        # MicroTime instances: the client serialises them with their six-digit isoformat().
-        if record.acquire_time is not None:
-            spec["acquireTime"] = MicroTime.of(record.acquire_time)
-        if record.renew_time is not None:
-            spec["renewTime"] = MicroTime.of(record.renew_time)
-        metadata: dict[str, Any] = {"name": self.name, "namespace": self.namespace}
-        if resource_version is not None:
-            metadata["resourceVersion"] = resource_version
-        if record.annotations:
-            metadata["annotations"] = dict(record.annotations)
-        return {
-            "apiVersion": "coordination.k8s.io/v1",
-            "kind": "Lease",
-            "metadata": metadata,
-            "spec": spec,
-        }
-
-    def _error(self, exc: BaseException, verb: str) -> TargetError:
-        return map_lease_error(
-            exc, lease=self.describe(), verb=verb, timeout=self.clients.request_timeout
-        )
-
-
-def map_lease_error(exc: BaseException, *, lease: str, verb: str, timeout: float) -> TargetError:
-    """Translate a kubernetes-client or urllib3 failure of a Lease call (see the module table).
-
-    Messages carry the API server's Status ``message`` at most, never a request or response
-    body.
-    """
-    where = f"lease {lease}: cannot {verb}"
-    if isinstance(exc, ConfigException):
-        return TargetForbidden(f"{where}: cannot obtain Kubernetes credentials: {exc}")
-    if isinstance(exc, urllib3.exceptions.HTTPError):
-        return TargetUnavailable(f"{where}: {transport_problem(exc, timeout)}")
-    if not isinstance(exc, ApiException):
-        return TargetUnavailable(f"{where}: {type(exc).__name__}")
-    status = exc.status or 0
-    message = quote_status(status_body(exc).get("message") or "")
-    said = f": {message}" if message else ""
-    if status == 409:
-        return TargetConflict(f"{where}: conflict (409){said}")
-    if status in (401, 403):
-        return TargetForbidden(
-            f"{where}: {'unauthorized' if status == 401 else 'forbidden'} ({status}){said}"
-        )
-    if status == 429 or status >= 500:
-        return TargetUnavailable(f"{where}: API server answered {status}{said}")
-    if status == 0:
-        # The client raises status 0 for TLS failures it caught itself.
-        return TargetUnavailable(f"{where}: TLS or transport failure")
-    return TargetInvalid(f"{where}: rejected ({status}){said}")
-
-
-def _record_of(lease: Any) -> LeaderRecord:
-    spec = lease.spec
-    metadata = lease.metadata
-    return LeaderRecord(
-        holder=(spec.holder_identity if spec else None) or "",
-        lease_duration_seconds=int((spec.lease_duration_seconds if spec else None) or 0),
-        acquire_time=_aware(spec.acquire_time if spec else None),
-        renew_time=_aware(spec.renew_time if spec else None),
-        transitions=int((spec.lease_transitions if spec else None) or 0),
-        resource_version=metadata.resource_version if metadata else None,
-        annotations=dict((metadata.annotations if metadata else None) or {}),
-    )
-
-
-def _aware(moment: Any) -> datetime | None:
-    if not isinstance(moment, datetime):
-        return None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _seconds(value: float | timedelta) -> float:
@@ -464,10 +214,10 @@ class LeaderElector:
             try:
                 return self._try_acquire_or_renew()
             except RotatorError as exc:
-                if raise_errors and not isinstance(exc, TargetConflict):
+                if raise_errors and not isinstance(exc, LeaseConflict):
                     raise
                 # Losing a write race is routine among replicas; anything else deserves a warning.
-                report = log.info if isinstance(exc, TargetConflict) else log.warning
+                report = log.info if isinstance(exc, LeaseConflict) else log.warning
                 report(
                     "leader.attempt_failed",
                     lease=self.lock.describe(),

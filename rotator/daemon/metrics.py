@@ -148,6 +148,13 @@ class Metrics:
             ["hook", "result"],
             registry=r,
         )
+        self.suspended = Gauge(
+            "rotator_key_suspended",
+            "1 while the managed key is suspended (suspend: true: observed, never acted on), "
+            "else 0.",
+            ["key"],
+            registry=r,
+        )
         self.is_leader = Gauge(
             "rotator_is_leader",
             "1 when this replica runs jobs (leader or no election).",
@@ -169,12 +176,15 @@ class Metrics:
         New keys get every counter at 0 and ``last_success`` at 0; keys that are still
         configured keep their values; keys no longer configured lose all their series.
         """
+        specs = list(specs)
         names = {spec.name for spec in specs}
         for gone in sorted(self._keys - names):
             self._forget(gone)
         for new in sorted(names - self._keys):
             self._initialise(new)
         self._keys = names
+        for spec in specs:
+            self.suspended.labels(spec.name).set(1 if spec.suspended else 0)
 
     def _initialise(self, key: str) -> None:
         for result in ROTATION_RESULTS:
@@ -194,6 +204,7 @@ class Metrics:
             self.failure_category.remove(key, category)
         for gauge in (self.expiry, self.runway, self.last_success):
             gauge.remove(key)
+        self.suspended.remove(key)
         self.switch_seconds.remove(key)
 
     # -- results ---------------------------------------------------------------------------------

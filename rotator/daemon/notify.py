@@ -10,7 +10,9 @@ Events (``rotator.alerts.event.AlertEvent``):
 - ``recovered`` — the key is healthy again: resolves the failure and expiry classes (hooks
   only send it where a failure of that class was sent, so PagerDuty and Alertmanager
   incidents close);
-- ``rotation_succeeded`` — a new key was pushed or an old one revoked (optional, off by default).
+- ``rotation_succeeded`` — a new key was pushed or an old one revoked (optional, off by default);
+- ``emergency_rotation`` — ``rotate --emergency`` pushed a new key, or failed (severity
+  critical, on by default, never deduplicated).
 
 Every alert about a key that is not healthy carries the failure's ``step``, ``category`` and
 ``error_type``; which event it is follows from those fields, never from the message text.
@@ -30,6 +32,7 @@ from rotator.alerts.event import Alert, AlertEvent
 from rotator.daemon.history import History
 from rotator.daemon.metrics import failure_of
 from rotator.engine.model import Failure, KeyResult, KeySpec, RunReport
+from rotator.events import EventRecorder, publish_events
 
 #: ``failure.error_type`` of consumers not switched within ``switch_timeout`` (step ``switch``).
 SWITCH_TIMEOUT_ERROR_TYPE: Final = "SwitchTimeout"
@@ -126,7 +129,28 @@ def alerts_for(
         found.append(
             alert(AlertEvent.ROTATION_SUCCEEDED, f"{plan.key}: {plan.decision} {result.outcome}")
         )
+    if plan.emergency and (new_key is not None or result.outcome == "failed"):
+        found.append(alert(AlertEvent.EMERGENCY_ROTATION, _emergency_summary(result)))
     return found
+
+
+def _emergency_summary(result: KeyResult) -> str:
+    """The one line of an ``emergency_rotation`` alert (names and ids only)."""
+    plan = result.plan
+    current = plan.current
+    previous = (current.name or f"id {current.id}") if current is not None else None
+    if result.new_key is not None and result.outcome != "failed":
+        kept = (
+            f"the previous key {previous} is revoked as soon as every consumer switched, "
+            "without the grace period"
+            if previous
+            else "there was no previous key to revoke"
+        )
+        return f"{plan.key}: EMERGENCY rotation: new key {result.new_key.name} pushed; {kept}"
+    failure = failure_of(result)
+    step = failure.step if failure is not None else "unknown step"
+    live = f"the previous key {previous} is still live" if previous else "nothing was revoked"
+    return f"{plan.key}: EMERGENCY rotation failed at {step}; {live}: act now"
 
 
 def alerts_for_all(
@@ -149,13 +173,16 @@ def publish(
     run_id: str,
     source: str,
     now: datetime,
+    events: EventRecorder | None = None,
 ) -> None:
-    """After a run (daemon or one-shot): send its alerts and append it to the history."""
+    """After a run (daemon or one-shot): send its alerts, record its Kubernetes Events (best
+    effort, :mod:`rotator.events`) and append it to the history."""
     by_name = {s.name: s for s in specs}
     for alert in alerts_for_all(
         ((r, by_name[r.plan.key].alert_before) for r in report.results), now=now, run_id=run_id
     ):
         alerter.notify(alert)
+    publish_events(events, report, specs)
     if history is not None:
         history.record(report, run_id=run_id, source=source)
 

@@ -1,10 +1,15 @@
 """The daemon behind ``rotator run``: APScheduler jobs, leader election, HTTP endpoints, reloads.
 
-- One job per managed key on its ``schedule`` (interval or cron, with jitter), ``max_instances=1``
-  and ``coalesce=True``, plus a reconcile job over every key (which also sweeps orphans) and a
-  first run of every key right after start-up. Engine runs are serialised: one at a time.
-- After a run the key's next look follows :func:`rotator.daemon.scheduling.next_check`: ``recheck``
-  while a switch-over is in progress, backoff that shrinks towards expiry after a failure.
+- One job per distinct ``schedule`` (interval or cron, with jitter: a *batch*), ``max_instances=1``
+  and ``coalesce=True``, each running all of its keys in one engine run (one StackState list per
+  key kind, whatever the number of keys), plus a reconcile job over every key (which also sweeps
+  orphans) and a first run of every key right after start-up. Engine runs are serialised: one at
+  a time.
+- After a run each key's next look follows :func:`rotator.daemon.scheduling.next_check`:
+  ``recheck`` while a switch-over is in progress, backoff that shrinks towards expiry after a
+  failure. These looks are batched too: one ``recheck`` job fires at the earliest one due and
+  runs every key due by then (within :data:`RECHECK_COALESCE`) together. A key in backoff is
+  skipped by its schedule's batch until its retry is due.
 - With leader election only the leader starts runs; a replica that loses the lease stops
   starting steps at once (the engine checks a guard between keys). A new leader only observes:
   the engine is idempotent, so a handover rotates and restarts nothing by itself.
@@ -15,42 +20,43 @@
 - ``/metrics`` (Prometheus), ``/healthz`` (process and scheduler alive), ``/readyz``
   (configuration loaded and StackState reachable at the last check; leader or standby stated).
 - SIGTERM/SIGINT finish the run in progress and exit 0 within ``shutdown_timeout``; SIGHUP
-  reloads the configuration — an invalid one is rejected, logged and alerted
-  (``config_invalid``) and the old one keeps running.
+  reloads the configuration, and so does a change of the file itself (a polling
+  :class:`~rotator.daemon.reload.ConfigWatcher` notices an edit and a mounted ConfigMap's
+  symlink swap) — an invalid one is rejected, logged and alerted (``config_invalid``) and the
+  old one keeps running.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import signal
-import socket
 import threading
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from types import FrameType
-from typing import Any, Final, Literal
+from typing import Any, Literal
 
 import structlog
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from rotator.alerts.dispatch import Alerter, build_hooks
+from rotator.alerts.dispatch import Alerter
 from rotator.config import RotatorConfig, load_config
-from rotator.daemon.history import History, alert_state_path
-from rotator.daemon.leader import LeaderElector, LeaderRecord, LeaseLock
-from rotator.daemon.metrics import Metrics, failure_of
+from rotator.daemon.history import History
+from rotator.daemon.leader import LeaderElector, LeaderRecord
+from rotator.daemon.metrics import Metrics
 from rotator.daemon.notify import config_invalid, config_recovered, publish
-from rotator.daemon.scheduling import next_check
-from rotator.engine.model import KeyResult, KeySpec, RunReport
+from rotator.daemon.probes import serve_endpoints, stackstate_answered
+from rotator.daemon.reload import WATCH_INTERVAL, ConfigWatcher
+from rotator.daemon.scheduling import Rechecks, Schedule, batches, key_schedules, next_check
+from rotator.engine.model import KeySpec, RunReport
 from rotator.engine.run import run_once, utc_now
-from rotator.errors import ConfigError, RotatorError, StackStateError
+from rotator.errors import ConfigError, RotatorError
+from rotator.events import EventRecorder
 from rotator.handoff import (
     ROLE_ANNOTATION,
     ROLE_DAEMON,
@@ -60,8 +66,14 @@ from rotator.handoff import (
     response_to,
     set_response,
 )
-from rotator.timespec import cron_trigger
-from rotator.wiring import Runtime, build_runtime
+from rotator.report import report_document
+from rotator.wiring import (
+    Runtime,
+    build_alerter,
+    build_history,
+    build_leader_elector,
+    build_runtime,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -73,33 +85,8 @@ READINESS_INTERVAL = timedelta(seconds=60)
 RECONCILE_INTERVAL = timedelta(hours=6)
 #: Scheduled runs later than this are skipped (coalesced into the next one).
 MISFIRE_GRACE = 300
-
-
-def _subclass_names(root: type[RotatorError]) -> frozenset[str]:
-    found = {root.__name__}
-    for sub in root.__subclasses__():
-        found |= _subclass_names(sub)
-    return frozenset(found)
-
-
-#: ``failure.error_type`` values that say StackState itself failed (every StackStateError).
-STACKSTATE_ERROR_TYPES: Final = _subclass_names(StackStateError)
-
-
-def stackstate_answered(results: Sequence[KeyResult]) -> bool | None:
-    """Readiness from a run: False when listing keys in StackState failed for any key (a
-    failure of step ``observe`` whose error type is a StackState error), True when the run
-    observed keys, None for an empty run. Taken from the failure's fields, never its message.
-    """
-    for result in results:
-        failure = failure_of(result)
-        if (
-            failure is not None
-            and failure.step == "observe"
-            and failure.error_type in STACKSTATE_ERROR_TYPES
-        ):
-            return False
-    return True if results else None
+#: A recheck run also takes the keys whose own recheck is due within this much later.
+RECHECK_COALESCE = timedelta(seconds=5)
 
 
 @dataclass
@@ -108,20 +95,40 @@ class _Loaded:
     runtime: Runtime
     alerter: Alerter
     history: History | None
+    #: Each managed key's schedule, by name (beside its KeySpec, not in it).
+    schedules: dict[str, Schedule]
+    #: Kubernetes Events about each run (best effort; remembers its series across runs).
+    events: EventRecorder | None = None
 
 
 class Service:
     """One daemon instance; ``start()`` then ``wait()``/``stop()``, or ``run_forever()``."""
 
-    def __init__(self, config_path: Path, *, clock: Callable[[], datetime] = utc_now) -> None:
+    def __init__(
+        self,
+        config_path: Path,
+        *,
+        clock: Callable[[], datetime] = utc_now,
+        watch_interval: float | None = WATCH_INTERVAL,
+    ) -> None:
+        """``watch_interval``: seconds between looks at the configuration file for a change
+        (None: reload on SIGHUP only)."""
         self.config_path = config_path
         self.clock = clock
         self.metrics = Metrics()
         self._loaded: _Loaded | None = None
+        self._reload_lock = threading.Lock()
+        self.watcher = (
+            ConfigWatcher(config_path, self.reload, interval=watch_interval)
+            if watch_interval is not None
+            else None
+        )
         self._swap = threading.RLock()
         self._run_lock = threading.Lock()
         self._stop = threading.Event()
         self._failures: dict[str, int] = {}
+        #: Looks at keys outside their schedule (switch-over, retry after a failure).
+        self._rechecks = Rechecks()
         self._stackstate_ok: bool | None = None
         self._stackstate_error = "not checked yet"
         self._leader: LeaderElector | None = None
@@ -129,7 +136,6 @@ class Service:
         #: Id of the last handed-over request this replica took up (one at a time).
         self._request_seen: str | None = None
         self._http: ThreadingHTTPServer | None = None
-        self._http_thread: threading.Thread | None = None
         self.scheduler = BackgroundScheduler(
             timezone=UTC,
             job_defaults={
@@ -143,25 +149,20 @@ class Service:
 
     def _build(self, config: RotatorConfig) -> _Loaded:
         runtime = build_runtime(config)
-        alerter = Alerter(
-            build_hooks(config.alerts),
-            clock=self.clock,
-            on_result=self._alert_result,
-            state_path=alert_state_path(config.history.path),
-        )
-        history = (
-            History(config.history.path, max_bytes=config.history.max_bytes)
-            if config.history.path is not None
-            else None
-        )
-        return _Loaded(config, runtime, alerter, history)
+        alerter = build_alerter(config, clock=self.clock, on_result=self._alert_result)
+        history = build_history(config)
+        events = EventRecorder(runtime.kube, clock=self.clock)
+        return _Loaded(config, runtime, alerter, history, key_schedules(config.keys), events)
 
     def _alert_result(self, hook: str, result: str) -> None:
         self.metrics.alerts.labels(hook, result).inc()
 
     def load(self) -> None:
         """Load the configuration for the first time (a ConfigError propagates: exit 2)."""
+        seen = self.watcher.current() if self.watcher is not None else None
         self._loaded = self._build(load_config(self.config_path))
+        if self.watcher is not None:
+            self.watcher.rebase(seen)
         self.metrics.track_keys(self._loaded.runtime.specs)
 
     @property
@@ -172,7 +173,20 @@ class Service:
         return self._loaded
 
     def reload(self) -> bool:
-        """SIGHUP: load the file again; keep the old configuration when the new one is bad."""
+        """Load the file again (SIGHUP, or the watcher saw it change); keep the old
+        configuration when the new one is bad. Reloads are serialised."""
+        with self._reload_lock:
+            if self._stop.is_set():
+                return False
+            seen = self.watcher.current() if self.watcher is not None else None
+            try:
+                return self._reload()
+            finally:
+                if self.watcher is not None:
+                    # What was just loaded (or rejected) is not a change to act on again.
+                    self.watcher.rebase(seen)
+
+    def _reload(self) -> bool:
         try:
             fresh = self._build(load_config(self.config_path))
         except (ConfigError, RotatorError) as exc:
@@ -189,6 +203,8 @@ class Service:
             self.metrics.track_keys(fresh.runtime.specs)
             names = {spec.name for spec in fresh.runtime.specs}
             self._failures = {k: n for k, n in self._failures.items() if k in names}
+            self._rechecks.keep(names)
+            self._arm_recheck()
         if old is not None:
             old.runtime.close()
             # The old alerter knows what it sent: let it resolve an earlier config_invalid.
@@ -218,31 +234,19 @@ class Service:
         log.warning("leader.stopped")
 
     def _start_election(self) -> None:
-        settings = self.loaded.config.leader_election
-        if not settings.enabled:
-            self.metrics.is_leader.set(1)
-            return
-        identity = settings.identity or f"{socket.gethostname()}-{os.getpid()}"
-        assert settings.namespace is not None
-        lock = LeaseLock(
+        elector = build_leader_elector(
+            self.loaded.config,
             self.loaded.runtime.kube,
-            namespace=settings.namespace,
-            name=settings.lease_name,
-            identity=identity,
-            context=settings.context,
-        )
-        self.metrics.is_leader.set(0)
-        self._leader = LeaderElector(
-            lock,
-            identity=identity,
-            lease_duration=settings.lease_duration.total_seconds(),
-            renew_deadline=settings.renew_deadline.total_seconds(),
-            retry_period=settings.retry_period.total_seconds(),
             on_started_leading=self._started_leading,
             on_stopped_leading=self._stopped_leading,
             on_renewed=self._lease_renewed,
             holder_annotations={ROLE_ANNOTATION: ROLE_DAEMON},
         )
+        if elector is None:
+            self.metrics.is_leader.set(1)
+            return
+        self.metrics.is_leader.set(0)
+        self._leader = elector
         self._leader.start()
 
     # -- jobs ------------------------------------------------------------------------------------
@@ -251,48 +255,100 @@ class Service:
         return uuid.uuid4().hex[:12]
 
     def _schedule_keys(self) -> None:
+        """One job per batch (distinct schedule) of the configuration in use."""
         for job in self.scheduler.get_jobs():
-            if job.id.startswith(("key:", "recheck:")):
+            if job.id.startswith("schedule:"):
                 job.remove()
-        for spec in self.loaded.runtime.specs:
-            trigger: Any
-            if spec.cron is not None:
-                trigger = cron_trigger(spec.cron)
-                trigger.jitter = int(spec.jitter.total_seconds()) or None
-            else:
-                interval = spec.interval or timedelta(hours=1)
-                trigger = IntervalTrigger(
-                    seconds=interval.total_seconds(),
-                    jitter=int(spec.jitter.total_seconds()) or None,
-                    timezone=UTC,
-                )
+        loaded = self.loaded
+        grouped = batches(loaded.schedules)
+        for batch, names in grouped.items():
             self.scheduler.add_job(
-                self.run_key,
-                trigger,
-                args=[spec.name],
-                id=f"key:{spec.name}",
+                self.run_batch,
+                loaded.schedules[names[0]].trigger(),
+                args=[batch],
+                id=f"schedule:{batch}",
+                name=f"{len(names)} key(s) {batch}",
                 replace_existing=True,
             )
+        log.info("schedule.batches", batches={batch: len(n) for batch, n in grouped.items()})
+
+    def schedule_job(self, name: str) -> Any:
+        """The APScheduler job whose batch runs managed key ``name`` (None: no such key)."""
+        schedule = self.loaded.schedules.get(name)
+        return None if schedule is None else self.scheduler.get_job(f"schedule:{schedule.batch}")
+
+    def recheck_due(self, name: str) -> datetime | None:
+        """When managed key ``name`` is looked at outside its schedule (None: not planned)."""
+        return self._rechecks.due(name)
 
     def run_all(self) -> RunReport | None:
         """Run every managed key in one cycle (one list call per kind)."""
         return self._execute(None, source="reconcile")
 
     def run_key(self, name: str) -> RunReport | None:
-        """Run one managed key (its scheduled job, or a recheck)."""
+        """Run one managed key now (whatever its schedule or backoff)."""
         return self._execute([name], source="schedule")
 
+    def run_batch(self, batch: str) -> RunReport | None:
+        """A schedule's job: every key of ``batch`` in one run, except keys in backoff."""
+
+        def due(loaded: _Loaded, now: datetime) -> list[str]:
+            names = [n for n, s in loaded.schedules.items() if s.batch == batch]
+            waiting = [n for n in names if self._rechecks.in_backoff(n, now)]
+            if waiting:
+                log.info("schedule.backoff_skipped", batch=batch, keys=waiting)
+            return [n for n in names if n not in waiting]
+
+        return self._execute(due, source="schedule")
+
+    def run_rechecks(self) -> RunReport | None:
+        """The recheck job: every key whose recheck or retry is due, in one run.
+
+        The keys taken are forgotten first: the run plans their next look again (a standby
+        that cannot run them leaves them to the leader's takeover run).
+        """
+        with self._run_lock:
+            names = self._rechecks.take(self.clock() + RECHECK_COALESCE)
+            self._arm_recheck()
+        return self._execute(names, source="schedule") if names else None
+
+    def _arm_recheck(self) -> None:
+        """(Re)schedule the recheck job at the earliest recheck due (caller holds the run lock)."""
+        earliest = self._rechecks.earliest()
+        if self._stop.is_set():
+            return
+        if earliest is None:
+            if self.scheduler.get_job("recheck") is not None:
+                self.scheduler.remove_job("recheck")
+            return
+        # Never in the past: a trigger later than the misfire grace would be dropped.
+        when = max(earliest, self.clock())
+        self.scheduler.add_job(
+            self.run_rechecks, DateTrigger(when), id="recheck", replace_existing=True
+        )
+
     def _execute(
-        self, names: Sequence[str] | None, *, source: str, force: bool = False
+        self,
+        names: Sequence[str] | Callable[[_Loaded, datetime], list[str]] | None,
+        *,
+        source: str,
+        force: bool = False,
+        emergency: bool = False,
     ) -> RunReport | None:
+        """One engine run over ``names`` (all keys when None; a callable picks them under the
+        run lock), serialised with every other run; None when nothing ran. ``emergency``: a
+        handed-over ``rotate --emergency`` (the key's rechecks finish its switch-over)."""
         if self._stop.is_set() or not self.is_leader():
             return None
         with self._run_lock:
             loaded = self.loaded
+            if callable(names):
+                names = names(loaded, self.clock())
+            chosen = None if names is None else set(names)
             specs = (
                 loaded.runtime.specs
-                if names is None
-                else [s for s in loaded.runtime.specs if s.name in names]
+                if chosen is None
+                else [s for s in loaded.runtime.specs if s.name in chosen]
             )
             if not specs:
                 return None
@@ -306,6 +362,8 @@ class Service:
                     force=force,
                     clock=self.clock,
                     guard=lambda: self.is_leader() and not self._stop.is_set(),
+                    workers=loaded.config.workers,
+                    emergency=emergency,
                 )
             finally:
                 structlog.contextvars.unbind_contextvars("run_id")
@@ -409,7 +467,12 @@ class Service:
             keys=list(request.keys),
             force=request.force,
         )
-        report = self._execute(request.keys or None, source="request", force=request.force)
+        report = self._execute(
+            request.keys or None,
+            source="request",
+            force=request.force,
+            emergency=request.emergency,
+        )
         if report is None and self.is_leader() and not self._stop.is_set():
             report = RunReport(dry_run=False, started_at=now, results=())  # no keys configured
         finished = self.clock()
@@ -424,8 +487,6 @@ class Service:
                 error="leadership was lost or the daemon stopped before the run",
             )
         else:
-            from rotator.cli.report import report_document  # noqa: PLC0415 - the JSON contract
-
             document = report_document(report)
             answer = RunResponse(
                 request.id,
@@ -467,30 +528,25 @@ class Service:
         for result in report.results:
             spec = by_name[result.plan.key]
             self.metrics.observe_result(spec, result, now)
-            failures = self._failures.get(spec.name, 0) + 1 if result.outcome == "failed" else 0
+            failed = result.outcome == "failed"
+            failures = self._failures.get(spec.name, 0) + 1 if failed else 0
             self._failures[spec.name] = failures
+            schedule = loaded.schedules.get(spec.name, Schedule())
             decision = next_check(
                 result.outcome,
                 failures=failures,
-                recheck=spec.recheck,
-                interval=spec.interval or timedelta(hours=1),
+                recheck=schedule.recheck,
+                interval=schedule.ceiling,
                 expires_at=result.expiration,
                 now=now,
             )
-            if decision.delay is not None and not self._stop.is_set():
-                self.scheduler.add_job(
-                    self.run_key,
-                    DateTrigger(now + decision.delay),
-                    args=[spec.name],
-                    id=f"recheck:{spec.name}",
-                    replace_existing=True,
-                )
-                log.info(
-                    "key.next_check",
-                    key=spec.name,
-                    delay=str(decision.delay),
-                    reason=decision.reason,
-                )
+            self._rechecks.record(spec.name, decision, failed=failed, now=now)
+            if decision.delay is None:
+                continue
+            log.info(
+                "key.next_check", key=spec.name, delay=str(decision.delay), reason=decision.reason
+            )
+        self._arm_recheck()
         publish(
             report,
             specs,
@@ -499,6 +555,7 @@ class Service:
             run_id=run_id,
             source=source,
             now=now,
+            events=loaded.events,
         )
         answered = stackstate_answered(report.results)
         if answered is not None:
@@ -536,38 +593,13 @@ class Service:
 
     def _serve_http(self) -> None:
         settings = self.loaded.config.server
-        service = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib name
-                """Quiet: probes every few seconds would flood the log."""
-
-            def do_GET(self) -> None:
-                if self.path == "/metrics":
-                    payload = generate_latest(service.metrics.registry)
-                    self._send(200, payload, CONTENT_TYPE_LATEST)
-                    return
-                if self.path in ("/healthz", "/readyz"):
-                    status, body = (
-                        service.health() if self.path == "/healthz" else service.readiness()
-                    )
-                    self._send(status, json.dumps(body).encode(), "application/json")
-                    return
-                self._send(404, b"not found\n", "text/plain")
-
-            def _send(self, status: int, payload: bytes, content_type: str) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-        self._http = ThreadingHTTPServer((settings.host, settings.port), Handler)
-        self._http.daemon_threads = True
-        self._http_thread = threading.Thread(
-            target=self._http.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True
+        self._http = serve_endpoints(
+            settings.host,
+            settings.port,
+            registry=self.metrics.registry,
+            health=self.health,
+            readiness=self.readiness,
         )
-        self._http_thread.start()
         log.info("http.listening", address=f"{settings.host}:{self.http_port}")
 
     @property
@@ -598,6 +630,8 @@ class Service:
         )
         self.scheduler.start()
         self._start_election()
+        if self.watcher is not None:
+            self.watcher.start()
         log.info("service.started", keys=len(self.loaded.runtime.specs))
 
     def stop(self, timeout: float = SHUTDOWN_TIMEOUT) -> None:
@@ -606,6 +640,8 @@ class Service:
             return
         self._stop.set()
         log.info("service.stopping")
+        if self.watcher is not None:
+            self.watcher.stop()
         done = threading.Event()
 
         def shutdown() -> None:

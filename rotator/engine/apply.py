@@ -2,18 +2,24 @@
 
 Each managed key runs inside its own ``try``: one key's failure becomes a frozen
 :class:`KeyResult` and never stops the others (kopf's executor, certbot's renewal loop).
-Consumer triggers are collected from every key first and fired afterwards, grouped by workload,
-so a workload consuming several keys rotated in one run is restarted once.
+The new keys of a run are created first, one after the other, and their ids learnt with one
+list per kind (a service-token create answers no id): bootstrapping N keys costs N creates and
+one list, not N lists. Each key then goes on alone: verify, push, switch-over. Consumer
+triggers are collected from every key first and fired afterwards, grouped by workload, so a
+workload consuming several keys rotated in one run is restarted once.
 
 Invariants this module keeps:
 
 - I1: a new key is verified before any target receives it; a failed verify deletes it.
 - I2: the previous key is deleted only by a ``revoke`` plan, which the planner makes only when
   every consumer switched and the grace period passed.
-- I3: a key the rotator abandons (failed verify; a push that left it in no target) is deleted at
-  once; a key that may have reached a target is left for the next run to repair or sweep.
+- I3: a key the rotator abandons (failed verify; a push that left it in no target; a key whose
+  run lost its leadership before pushing it) is deleted at once; a key that may have reached a
+  target is left for the next run to repair or sweep.
 - I4: values move from StackState to targets (and to a ``pass_key: stdin`` command) in memory
   only; errors carry no value.
+- I6: a create whose outcome or id is unknown is settled by the client (by the key's unique
+  name), never repeated blindly.
 """
 
 from __future__ import annotations
@@ -40,9 +46,9 @@ from rotator.engine.model import (
 )
 from rotator.engine.naming import managed_description
 from rotator.engine.observe import observe_consumers
+from rotator.engine.ports import ApiKey, CreatedKey, KeyStore, PendingKey
 from rotator.errors import RotatorError
 from rotator.secrets import Secret
-from rotator.stackstate import ApiKey, CreatedKey, StackStateClient
 from rotator.targets.base import KeyMetadata, Target
 
 log = structlog.get_logger(__name__)
@@ -80,6 +86,16 @@ class Trigger:
         return self.state.workload or f"{self.request.managed_key}/{self.state.id}"
 
 
+@dataclass(frozen=True)
+class _Created:
+    """A new key of this run, created before the key's other steps (or why it was not)."""
+
+    #: When it was created: its expiry is counted from here and its metadata says so.
+    at: datetime
+    key: CreatedKey | None = None
+    failed: StepFailed | None = None
+
+
 @dataclass
 class _Applied:
     result: KeyResult
@@ -94,7 +110,7 @@ class Applier:
 
     def __init__(
         self,
-        client: StackStateClient,
+        client: KeyStore,
         clock: Callable[[], datetime],
         guard: Callable[[], bool] | None = None,
     ) -> None:
@@ -109,13 +125,19 @@ class Applier:
         planned: Sequence[tuple[ObservedKey, KeyPlan]],
         progress: Callable[[int, int, KeyResult], None] | None = None,
     ) -> list[KeyResult]:
-        """Apply every plan, then fire the consumer triggers they collected, coalesced."""
+        """Create the run's new keys, apply every plan, then fire the consumer triggers they
+        collected, coalesced."""
+        created = self._create_all(planned)
         applied = []
         for index, (observed, plan) in enumerate(planned, start=1):
-            if self._guard():
-                applied.append(self._apply(observed, plan))
+            new = created.get(index - 1)
+            # A rotation whose create the guard held back is not applied either.
+            if self._guard() and (new is not None or not _creates(plan)):
+                applied.append(self._apply(observed, plan, new))
             else:
                 log.warning("key.skipped", key=plan.key, reason="guard refused (leadership)")
+                if new is not None and new.key is not None:
+                    self._discard(new.key)  # created for this run, held by no target (I3)
                 applied.append(
                     _Applied(KeyResult(plan, "unchanged", "not applied: leadership lost"), [])
                 )
@@ -125,7 +147,58 @@ class Applier:
             self._fire(applied, [observed for observed, _ in planned])
         return [a.result for a in applied]
 
-    def _apply(self, observed: ObservedKey, plan: KeyPlan) -> _Applied:
+    def _create_all(self, planned: Sequence[tuple[ObservedKey, KeyPlan]]) -> dict[int, _Created]:
+        """Create the new key of every plan that rotates (the guard is asked before each), then
+        learn their ids with one list per kind; by the plan's index."""
+        started: dict[int, tuple[datetime, PendingKey]] = {}
+        created: dict[int, _Created] = {}
+        for index, (observed, plan) in enumerate(planned):
+            if not _creates(plan) or not self._guard():
+                continue
+            spec = observed.spec
+            now = self._clock()
+            assert plan.new_key_name is not None, "a rotation plan names its new key"
+            try:
+                started[index] = (
+                    now,
+                    self._client.start_create(
+                        spec.kind,
+                        plan.new_key_name,
+                        expiration=now + spec.validity,
+                        roles=spec.roles,
+                        description=managed_description(spec.description)
+                        if spec.kind == "ingestion-api-key"
+                        else None,
+                        dedicated_subject=spec.dedicated_subject,
+                    ),
+                )
+            except RotatorError as exc:
+                failed = StepFailed(f"create: {exc.message}", "create", exc)
+                created[index] = _Created(now, failed=failed)
+        if not started:
+            return created
+        outcomes = self._client.finish_creates([pending for _, pending in started.values()])
+        for (index, (now, _)), outcome in zip(started.items(), outcomes, strict=True):
+            if isinstance(outcome, RotatorError):
+                failed = StepFailed(f"create: {outcome.message}", "create", outcome)
+                created[index] = _Created(now, failed=failed)
+            else:
+                key = outcome.key
+                log.info("key.created", key=planned[index][1].key, id=key.id, name=key.name)
+                created[index] = _Created(now, key=outcome)
+        return created
+
+    def _discard(self, created: CreatedKey) -> None:
+        """Delete a key created this run that no target holds; a failure is left to the sweep."""
+        key = created.key
+        try:
+            self._client.delete_key(key.kind, key.id, missing_ok=True)
+        except RotatorError as exc:
+            log.error("key.abandon_failed", id=key.id, name=key.name, error=exc.message)
+            return
+        log.warning("key.abandoned", id=key.id, name=key.name, reason="not applied")
+
+    def _apply(self, observed: ObservedKey, plan: KeyPlan, new: _Created | None) -> _Applied:
         bound = log.bind(key=plan.key, decision=plan.decision)
         if plan.failed:
             failure = plan.failure
@@ -151,7 +224,7 @@ class Applier:
         if not plan.actions:
             return _Applied(KeyResult(plan, "unchanged"), [])
         try:
-            applied = self._main(observed, plan)
+            applied = self._main(observed, plan, new)
             swept = self._sweep(plan)
         except StepFailed as failed:
             bound.error(
@@ -166,12 +239,13 @@ class Applier:
         bound.info("key.applied", outcome=applied.result.outcome, swept=swept)
         return applied
 
-    def _main(self, observed: ObservedKey, plan: KeyPlan) -> _Applied:
+    def _main(self, observed: ObservedKey, plan: KeyPlan, new: _Created | None) -> _Applied:
         if plan.decision == "bootstrap" and any(a.source is not None for a in plan.actions):
             self._repair(observed, plan)  # adoption: the value in use, copied; no new key
             return _Applied(KeyResult(plan, "rotated"), [])
         if plan.decision in ("bootstrap", "rotate"):
-            created, metadata = self._rotate(observed, plan)
+            assert new is not None, "_create_all created the key of every rotating plan"
+            created, metadata = self._rotate(observed, plan, new)
             triggers, failure = self._consumer_triggers(observed, plan, created.value, metadata)
             result = KeyResult(plan, "rotated", new_key=created.key)
             if failure is not None:
@@ -236,25 +310,15 @@ class Applier:
 
     # -- rotate ----------------------------------------------------------------------------------
 
-    def _rotate(self, observed: ObservedKey, plan: KeyPlan) -> tuple[CreatedKey, KeyMetadata]:
+    def _rotate(
+        self, observed: ObservedKey, plan: KeyPlan, new: _Created
+    ) -> tuple[CreatedKey, KeyMetadata]:
+        """Verify the key created for this plan, then push it to every target."""
         spec = observed.spec
-        now = self._clock()
-        assert plan.new_key_name is not None, "a rotation plan names its new key"
-        name = plan.new_key_name
-        try:
-            created = self._client.create_key(
-                spec.kind,
-                name,
-                expiration=now + spec.validity,
-                roles=spec.roles,
-                description=managed_description(spec.description)
-                if spec.kind == "ingestion-api-key"
-                else None,
-                dedicated_subject=spec.dedicated_subject,
-            )
-        except RotatorError as exc:
-            raise StepFailed(f"create: {exc.message}", "create", exc) from exc
-        log.info("key.created", key=spec.name, id=created.key.id, name=created.key.name)
+        if new.failed is not None:
+            raise new.failed
+        assert new.key is not None and plan.new_key_name is not None
+        created, now, name = new.key, new.at, plan.new_key_name
 
         try:
             verdict = self._client.verify(spec.kind, created.value)
@@ -288,6 +352,7 @@ class Applier:
             previous_key_id=previous_id,
             previous_key_name=previous_name,
             previous_kind=_previous_kind(observed),
+            emergency=plan.emergency,
         )
         written = 0
         by_id = {t.id: t for t in spec.targets}
@@ -564,3 +629,10 @@ def _held_value(observed: ObservedKey) -> Secret | None:
         if obs.state is not None and obs.state.value is not None:
             return obs.state.value
     return None
+
+
+def _creates(plan: KeyPlan) -> bool:
+    """Whether applying ``plan`` creates a key (a rotation or bootstrap; not an adoption)."""
+    if plan.failed or not plan.actions or plan.decision not in ("bootstrap", "rotate"):
+        return False
+    return not any(a.source is not None for a in plan.actions)

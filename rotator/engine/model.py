@@ -13,14 +13,17 @@ from typing import Literal
 
 from rotator.consumers.base import Consumer, Reader, Resolution, SwitchState
 from rotator.engine.policy import Windows
+from rotator.engine.ports import ApiKey, KeyKind, VerifyResult
 from rotator.errors import Category, RotatorError
-from rotator.stackstate import ApiKey, KeyKind, VerifyResult
 from rotator.targets.base import KeyMetadata, Target, TargetState
 
-Decision = Literal["ok", "bootstrap", "rotate", "repair", "switch", "revoke", "blocked"]
+#: ``suspended``: the key's configuration says ``suspend: true``; it is observed, never acted on.
+Decision = Literal[
+    "ok", "bootstrap", "rotate", "repair", "switch", "revoke", "blocked", "suspended"
+]
 ActionType = Literal["create", "verify", "push", "restart", "await", "revoke", "sweep"]
 Outcome = Literal["planned", "unchanged", "rotated", "waiting", "revoked", "failed"]
-#: The step a failure happened in (``failure.step`` in ``../shared/CLI.md``); ``preflight`` is
+#: The step a failure happened in (``failure.step`` of the JSON output); ``preflight`` is
 #: what stops a plan before anything is written (a foreign owner, a consumer that cannot switch).
 Step = Literal[
     "preflight", "observe", "create", "verify", "push", "restart", "switch", "revoke", "sweep"
@@ -56,7 +59,10 @@ class Failure:
 
 @dataclass(frozen=True)
 class KeySpec:
-    """One managed key, resolved from the configuration: policy plus its target adapters."""
+    """One managed key, resolved from the configuration: policy plus its target adapters.
+
+    When to look at it is not the engine's business: the daemon keeps each key's schedule
+    beside its spec (:class:`rotator.daemon.scheduling.Schedule`)."""
 
     name: str
     kind: KeyKind
@@ -74,17 +80,13 @@ class KeySpec:
     consumers: tuple[Consumer, ...] = ()
     #: Raise key_expiring when the key in use expires within this and was not replaced.
     alert_before: timedelta = timedelta(days=7)
-    #: The daemon's schedule: every ``interval`` or at ``cron`` times, plus up to ``jitter``.
-    interval: timedelta | None = timedelta(hours=1)
-    cron: str | None = None
-    jitter: timedelta = timedelta(0)
-    #: How often to look while a switch-over is in progress or after a failure.
-    recheck: timedelta = timedelta(minutes=1)
     #: Read-only source of the value in use while no target holds one (a preset's chart
     #: Secret): adopted by copying, so moving to the rotator's own Secret has no gap.
     adopt_from: Target | None = None
     #: Helm values (``--set`` path, value) that point a chart at the key's Secret.
     helm_values: tuple[tuple[str, str], ...] = ()
+    #: ``suspend: true``: observed and reported, never acted on (the plan is ``suspended``).
+    suspended: bool = False
 
     @property
     def window_margin(self) -> timedelta:
@@ -257,6 +259,9 @@ class KeyPlan:
     helm_values: tuple[tuple[str, str], ...] = ()
     #: One-line notes for people (a foreign owner allowed by the config, informational readers).
     warnings: tuple[str, ...] = ()
+    #: ``rotate --emergency``: rotate now, and revoke the previous key as soon as every consumer
+    #: switched, without the grace period (recorded in the pushed metadata).
+    emergency: bool = False
 
 
 @dataclass(frozen=True)

@@ -4,33 +4,53 @@ Everything here is read-only and allowed in a dry-run (invariant I5): listing, r
 and verifying values the listing cannot vouch for (adopted values, which StackState never lists
 by value). A value whose metadata names a key that StackState lists, unexpired, is not verified
 again: the listing already says it is live, and that keeps a run's request count flat.
+
+Reads overlap (:func:`observe_all`): after the lists, every target read (a Secret GET, a Vault
+read, a file) and every consumer resolution of every key runs in one bounded pool of
+``workers`` threads, so at most ``workers`` requests are in flight; then each key's
+verification and switch-over observation, in the same pool. Results come back in the order of
+the keys and of their targets and consumers, whatever order the reads finish in, so a plan does
+not depend on timing. The whole observation is one :func:`rotator.shared_reads.shared_reads`
+scope: reads that one LIST can answer for many keys (discovery's workloads, Secrets in list read
+mode) are fetched once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import replace
+import contextvars
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Final, TypeVar
 
 import structlog
 
-from rotator.consumers.base import Resolution, SwitchRequest
+from rotator.consumers.base import Consumer, Resolution, SwitchRequest
+from rotator.engine.listing import KeyListing
 from rotator.engine.model import ConsumerObservation, KeySpec, ObservedKey, TargetObservation
+from rotator.engine.ports import ApiKey, KeyKind, KeyStore, VerifyResult
 from rotator.errors import RotatorError
-from rotator.stackstate import ApiKey, KeyKind, StackStateClient, VerifyResult
+from rotator.shared_reads import shared_reads
 from rotator.targets.base import Target
 
 log = structlog.get_logger(__name__)
 
+#: Target reads and consumer resolutions in flight at once (the ``workers`` setting's default).
+DEFAULT_WORKERS: Final = 8
+
+T = TypeVar("T")
+
 
 def list_kinds(
-    client: StackStateClient, kinds: Sequence[KeyKind]
-) -> dict[KeyKind, dict[int, ApiKey] | RotatorError]:
-    """List every kind once: keys by id, or the error that prevented it."""
-    listed: dict[KeyKind, dict[int, ApiKey] | RotatorError] = {}
+    client: KeyStore, kinds: Sequence[KeyKind]
+) -> dict[KeyKind, KeyListing | RotatorError]:
+    """List every kind once: its keys, indexed once for the run, or the error that
+    prevented it."""
+    listed: dict[KeyKind, KeyListing | RotatorError] = {}
     for kind in dict.fromkeys(kinds):
         try:
-            listed[kind] = {k.id: k for k in client.list_keys(kind)}
+            listed[kind] = KeyListing(client.list_keys(kind))
         except RotatorError as exc:
             log.warning("observe.list_failed", kind=kind, error=str(exc))
             listed[kind] = exc
@@ -59,22 +79,22 @@ def resolve_consumers(spec: KeySpec) -> tuple[Resolution, ...]:
     A consumer that cannot be resolved is a blocking problem: the rotator does not act on
     readers it cannot see (I2).
     """
-    found = []
-    for consumer in spec.consumers:
-        try:
-            found.append(consumer.resolve())
-        except RotatorError as exc:
-            log.warning(
-                "observe.consumer_unresolved", key=spec.name, consumer=consumer.id, error=str(exc)
-            )
-            found.append(
-                Resolution(
-                    consumer.id,
-                    blocking=(f"cannot find the readers of {consumer.id}: {exc.message}",),
-                    category=exc.category,
-                )
-            )
-    return tuple(found)
+    return tuple(resolve_consumer(spec, consumer) for consumer in spec.consumers)
+
+
+def resolve_consumer(spec: KeySpec, consumer: Consumer) -> Resolution:
+    """Resolve one consumer of ``spec``; a failure becomes a blocking problem, not raised."""
+    try:
+        return consumer.resolve()
+    except RotatorError as exc:
+        log.warning(
+            "observe.consumer_unresolved", key=spec.name, consumer=consumer.id, error=str(exc)
+        )
+        return Resolution(
+            consumer.id,
+            blocking=(f"cannot find the readers of {consumer.id}: {exc.message}",),
+            category=exc.category,
+        )
 
 
 def _protected(source: TargetObservation | None) -> frozenset[int]:
@@ -102,16 +122,92 @@ def _needs_verify(obs: TargetObservation, keys: Mapping[int, ApiKey], now: datet
 
 def observe_key(
     spec: KeySpec,
-    client: StackStateClient,
-    listed: dict[int, ApiKey] | RotatorError,
+    client: KeyStore,
+    listed: Mapping[int, ApiKey] | RotatorError,
     now: datetime,
 ) -> ObservedKey:
-    """Observe one managed key given its kind's listing."""
+    """Observe one managed key given its kind's listing (sequentially; see observe_all)."""
     targets = read_targets(spec)
     source = read_target(spec, spec.adopt_from) if spec.adopt_from is not None else None
     # Resolved first: consumers observed below act on the readers found in this run.
     resolutions = resolve_consumers(spec)
-    observed = _observe_values(spec, client, listed, now, targets=targets, source=source)
+    return _finish(spec, client, listed, now, _Reads(targets, source, resolutions))
+
+
+def observe_all(
+    specs: Sequence[KeySpec],
+    client: KeyStore,
+    now: datetime,
+    *,
+    workers: int = DEFAULT_WORKERS,
+    notice: Callable[[str], None] | None = None,
+) -> list[ObservedKey]:
+    """Observe every key: one list per kind, then the reads of all keys overlapping in a pool of
+    ``workers`` threads (see the module docstring); one result per spec, in their order.
+
+    ``notice`` hears what is being waited for."""
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, not {workers}")
+    tell = notice or (lambda _text: None)
+    tell(f"listing {', '.join(dict.fromkeys(s.kind for s in specs))} keys in StackState")
+    listed = list_kinds(client, [s.kind for s in specs])
+    tell(f"reading the targets and consumers of {len(specs)} key(s), {workers} at a time")
+    with (
+        shared_reads(),
+        ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rotator-observe") as pool,
+    ):
+
+        def submit(task: Callable[..., T], *args: object) -> Future[T]:
+            # Each task runs in a copy of this context: the shared-reads scope and the log
+            # context (run id) go with it into the worker thread.
+            return pool.submit(contextvars.copy_context().run, task, *args)
+
+        reads = [
+            (
+                [submit(read_target, spec, target) for target in spec.targets],
+                submit(read_target, spec, spec.adopt_from) if spec.adopt_from else None,
+                [submit(resolve_consumer, spec, consumer) for consumer in spec.consumers],
+            )
+            for spec in specs
+        ]
+        # Only this thread waits for results, so a task never waits for one still queued.
+        finished = [
+            submit(
+                _finish,
+                spec,
+                client,
+                listed[spec.kind],
+                now,
+                _Reads(
+                    tuple(f.result() for f in targets),
+                    source.result() if source is not None else None,
+                    tuple(f.result() for f in resolutions),
+                ),
+            )
+            for spec, (targets, source, resolutions) in zip(specs, reads, strict=True)
+        ]
+        return [future.result() for future in finished]
+
+
+@dataclass(frozen=True)
+class _Reads:
+    """What was read for one key: its targets, the adopt source, its consumers' resolutions."""
+
+    targets: tuple[TargetObservation, ...]
+    source: TargetObservation | None
+    resolutions: tuple[Resolution, ...]
+
+
+def _finish(
+    spec: KeySpec,
+    client: KeyStore,
+    listed: Mapping[int, ApiKey] | RotatorError,
+    now: datetime,
+    reads: _Reads,
+) -> ObservedKey:
+    """One key's observation from its reads: verification, then the switch-over's consumers."""
+    source, resolutions = reads.source, reads.resolutions
+    observed = _observe_values(spec, client, listed, now, targets=reads.targets, source=source)
     return replace(
         observed,
         resolutions=resolutions,
@@ -122,8 +218,8 @@ def observe_key(
 
 def _observe_values(
     spec: KeySpec,
-    client: StackStateClient,
-    listed: dict[int, ApiKey] | RotatorError,
+    client: KeyStore,
+    listed: Mapping[int, ApiKey] | RotatorError,
     now: datetime,
     *,
     targets: tuple[TargetObservation, ...],

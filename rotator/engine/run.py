@@ -13,9 +13,9 @@ import structlog
 
 from rotator.engine.apply import Applier
 from rotator.engine.model import KeyPlan, KeyResult, KeySpec, ObservedKey, RunReport
-from rotator.engine.observe import list_kinds, observe_key
+from rotator.engine.observe import DEFAULT_WORKERS, observe_all
 from rotator.engine.plan import plan_key
-from rotator.stackstate import StackStateClient
+from rotator.engine.ports import KeyStore
 
 log = structlog.get_logger(__name__)
 
@@ -30,45 +30,48 @@ def utc_now() -> datetime:
 
 def observe_and_plan(
     specs: Sequence[KeySpec],
-    client: StackStateClient,
+    client: KeyStore,
     *,
     now: datetime,
     force: bool = False,
     notice: Callable[[str], None] | None = None,
+    workers: int = DEFAULT_WORKERS,
+    emergency: bool = False,
 ) -> list[tuple[ObservedKey, KeyPlan]]:
-    """Observe all keys (one list call per kind) and plan each; read-only.
+    """Observe all keys (one list call per kind; reads overlapping, ``workers`` at a time) and
+    plan each; read-only.
 
     ``notice`` hears what is being waited for (a terminal shows it while a slow or unreachable
     system makes the caller wait)."""
-    tell = notice or (lambda _text: None)
-    tell(f"listing {', '.join(dict.fromkeys(s.kind for s in specs))} keys in StackState")
-    listed = list_kinds(client, [s.kind for s in specs])
-    planned = []
-    for index, spec in enumerate(specs, start=1):
-        tell(f"[{index}/{len(specs)}] observing {spec.name}: targets and consumers")
-        observed = observe_key(spec, client, listed[spec.kind], now)
-        planned.append((observed, plan_key(observed, now, force=force)))
-    return planned
+    observed = observe_all(specs, client, now, workers=workers, notice=notice)
+    return [(one, plan_key(one, now, force=force, emergency=emergency)) for one in observed]
 
 
 def run_once(
     specs: Sequence[KeySpec],
-    client: StackStateClient,
+    client: KeyStore,
     *,
     dry_run: bool,
     force: bool = False,
     clock: Callable[[], datetime] = utc_now,
     progress: ProgressCallback | None = None,
     guard: Callable[[], bool] | None = None,
+    workers: int = DEFAULT_WORKERS,
+    emergency: bool = False,
 ) -> RunReport:
     """Observe, plan and — unless ``dry_run`` — apply, for every spec; never raises per key.
+
+    ``emergency`` (``rotate --emergency``) plans each key with
+    :func:`~rotator.engine.plan.plan_key`'s ``emergency``.
 
     ``guard`` is asked before each key's actions (and before consumer triggers); when it says
     no — leadership lost, shutdown — the remaining keys are left untouched for the next run.
     """
     started = clock()
     log.info("run.started", keys=len(specs), dry_run=dry_run, force=force)
-    planned = observe_and_plan(specs, client, now=started, force=force)
+    planned = observe_and_plan(
+        specs, client, now=started, force=force, workers=workers, emergency=emergency
+    )
     if dry_run:
         results = [
             KeyResult(plan, "failed", plan.reason, failure=plan.failure)

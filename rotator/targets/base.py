@@ -62,6 +62,9 @@ class KeyMetadata:
     #: :func:`rotator.consumers.base.consumer_token` of consumers whose switch cannot be
     #: observed later (commands) and that succeeded for this value.
     done: tuple[str, ...] = ()
+    #: Pushed by ``rotate --emergency``: the previous key is revoked as soon as every consumer
+    #: switched, without the grace period (whichever run — daemon or CLI — sees it first).
+    emergency: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready mapping with stable, short field names."""
@@ -79,6 +82,7 @@ class KeyMetadata:
             "switched": self.switched,
             "switched-at": _dt(self.switched_at),
             "done": list(self.done) if self.done else None,
+            "emergency": self.emergency,
         }
 
     def to_json(self) -> str:
@@ -112,6 +116,7 @@ class KeyMetadata:
                 switched=bool(data.get("switched", False)),
                 switched_at=_parse_dt(data.get("switched-at")),
                 done=tuple(str(t) for t in data.get("done") or ()),
+                emergency=data.get("emergency") is True,
             )
         except (TypeError, ValueError):
             return None

@@ -46,7 +46,18 @@ reports the owner (:func:`foreign_owner`: ``app.kubernetes.io/managed-by: Helm``
 ``ownerReferences``, plus the labels listed in ``kubernetes.foreign_owner_labels``) and the plan
 refuses to write such a Secret unless the target says ``allow_foreign_owner: true``.
 
-Errors are translated in one place, :func:`map_error`::
+Read modes. By default (``read: get``) every Secret is read with its own GET, so the Role can
+name each Secret in ``resourceNames`` and grants nothing else. With ``read: list`` (opted into on
+the ``kubernetes:`` section or per context), :meth:`read` inside an observation
+(:mod:`rotator.shared_reads`) takes the Secret from one LIST per (context, namespace) selecting
+the label the rotator puts on the Secrets it creates (``app.kubernetes.io/managed-by:
+stackstate-key-rotator``), shared by every target of the namespace; a Secret not in that listing
+(one the rotator did not create, or none) is still read with a GET. ``list`` cannot be limited to
+names or labels by RBAC: it exposes every Secret of the namespace, hence opt-in. Reads outside an
+observation (apply's read-back, ``doctor``) always GET.
+
+Errors are translated in one place, :func:`rotator.clients.kubernetes.map_api_error` (here
+``map_error``, with the ``Target*`` family)::
 
     401, 403 ............................... TargetForbidden (verb, resource, namespace)
     404 namespace on create ................ TargetInvalid ("namespace x not found")
@@ -60,7 +71,12 @@ Errors are translated in one place, :func:`map_error`::
 Messages carry the API server's Status ``message`` (which names objects and users, never Secret
 data) passed through :func:`rotator.secrets.redact`, and never a request or response body. The
 client's exceptions are dropped from the chain (``from None``), since their text holds the whole
-response body. Every call passes ``_request_timeout``.
+response body.
+
+Calls go by path through :meth:`~rotator.clients.kubernetes.KubeClients.call` (the client's
+timeout on every call) and handle the Secret as the API's JSON (a dict): no typed API class or
+model of the ``kubernetes`` package is imported, which saves most of a second of CPU per run.
+Nothing of the Secret is dropped on the way back: a PUT returns every field that was read.
 """
 
 from __future__ import annotations
@@ -69,23 +85,26 @@ import base64
 import binascii
 import json
 import re
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, Final
+from typing import Any, Final, Literal
 
-import urllib3.exceptions
-from kubernetes.client import V1ObjectMeta, V1Secret
-from kubernetes.client.exceptions import ApiException
-from kubernetes.config.config_exception import ConfigException
-
+from rotator.clients.kubernetes import (
+    DEFAULT_CONFLICT_ATTEMPTS,
+    DEFAULT_CONFLICT_BACKOFF,
+    Conflict,
+    KubeClients,
+    retry_on_conflict,
+    status_of,
+    translated,
+)
+from rotator.clients.kubernetes import map_api_error as map_error  # noqa: F401 - its table
 from rotator.errors import (
     TargetConflict,
     TargetInvalid,
 )
-from rotator.kube import KubeClients
-from rotator.kube import map_api_error as map_error
 from rotator.secrets import Secret, fingerprint
+from rotator.shared_reads import active, shared
 from rotator.targets.base import METADATA_PREFIX, KeyMetadata, TargetState
 
 #: The JSON annotation :meth:`KubernetesSecretTarget.read` relies on (data key → fp → metadata).
@@ -110,10 +129,12 @@ HELM_RELEASE_ANNOTATION: Final = "meta.helm.sh/release-name"
 ARGOCD_TRACKING_ANNOTATION: Final = "argocd.argoproj.io/tracking-id"
 FLUX_LABEL_PREFIXES: Final = ("kustomize.toolkit.fluxcd.io/", "helm.toolkit.fluxcd.io/")
 
-#: Read-modify-replace attempts before a persistent 409 becomes TargetConflict.
-DEFAULT_CONFLICT_ATTEMPTS: Final = 5
-#: First backoff (seconds) between attempts; doubles each time (0.05 + 0.1 + 0.2 + 0.4 s).
-DEFAULT_CONFLICT_BACKOFF: Final = 0.05
+#: How Secrets are read during an observation: one GET each, or one LIST per namespace.
+ReadMode = Literal["get", "list"]
+#: The label selector of list read mode: the Secrets the rotator created.
+MANAGED_SELECTOR: Final = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
+#: Secrets per page of a list-mode LIST.
+SECRET_PAGE_SIZE: Final = 500
 
 #: How long a caller should wait after losing every attempt to concurrent writers (seconds).
 _CONFLICT_DELAY: Final = 5.0
@@ -122,6 +143,13 @@ _DATA_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
 _ANNOTATION_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
 _MAX_ANNOTATION_NAME = 63
 _RESOURCE = "secrets"
+
+#: The Secrets of a namespace, and one of them (paths of :meth:`KubeClients.call`).
+_COLLECTION_PATH: Final = "/api/v1/namespaces/{namespace}/secrets"
+_OBJECT_PATH: Final = "/api/v1/namespaces/{namespace}/secrets/{name}"
+
+#: A Secret as the API server's JSON (``apiVersion``, ``metadata``, ``data``, ...).
+SecretObject = dict[str, Any]
 
 
 class KubernetesSecretTarget:
@@ -139,8 +167,12 @@ class KubernetesSecretTarget:
         conflict_backoff: float = DEFAULT_CONFLICT_BACKOFF,
         allow_foreign_owner: bool = False,
         foreign_owner_labels: tuple[str, ...] = (),
+        read_mode: ReadMode = "get",
     ) -> None:
+        """``read_mode`` ``list``: observations read the Secret from one shared label-selected
+        LIST of its namespace (see the module docstring)."""
         self.clients = clients
+        self.read_mode: ReadMode = read_mode
         self.namespace = namespace
         self.name = name
         self.key = key
@@ -161,8 +193,11 @@ class KubernetesSecretTarget:
 
     @property
     def id(self) -> str:
-        """``kubernetes-secret:context/namespace/name[key]`` (context ``default`` when unset)."""
-        where = f"{self.context or 'default'}/{self.namespace}/{self.name}"
+        """``kubernetes-secret:context/namespace/name[key]``: the context calls go to (this
+        target's, else the configured default), ``default`` when neither names one — resolved as
+        the workload consumers' ids are, so one cluster has one name in a plan."""
+        context = self.clients.context_name(self.context) or "default"
+        where = f"{context}/{self.namespace}/{self.name}"
         return f"kubernetes-secret:{where}[{self.key}]"
 
     def describe(self) -> str:
@@ -174,8 +209,8 @@ class KubernetesSecretTarget:
 
     def read(self) -> TargetState:
         """GET the Secret; the value of our data key, the metadata entry describing it, and
-        who else owns the Secret."""
-        secret = self._get()
+        who else owns the Secret (in list read mode, from the namespace's shared LIST)."""
+        secret = self._listed() if self.read_mode == "list" and active() else self._get()
         if secret is None:
             return TargetState(value=None, metadata=None, version=None)
         value = self._value(secret)
@@ -187,7 +222,7 @@ class KubernetesSecretTarget:
             value=value,
             metadata=metadata,
             version=_resource_version(secret),
-            owner=foreign_owner(secret.metadata, self.foreign_owner_labels),
+            owner=foreign_owner(_metadata(secret), self.foreign_owner_labels),
             owner_allowed=self.allow_foreign_owner,
         )
 
@@ -195,9 +230,9 @@ class KubernetesSecretTarget:
         """Set our data key and its metadata (new + previous entry) in one replace or create."""
         encoded = base64.b64encode(value.reveal().encode("utf-8")).decode("ascii")
 
-        def change(secret: Any) -> None:
-            if secret.data is None:
-                secret.data = {}
+        def change(secret: SecretObject) -> None:
+            if not isinstance(secret.get("data"), dict):
+                secret["data"] = {}
             previous = self._value(secret)
             record = _keys_record(secret)
             entries = record.get(self.key, {})
@@ -206,7 +241,7 @@ class KubernetesSecretTarget:
                 kept[previous.fingerprint] = entries[previous.fingerprint]
             kept[metadata.fingerprint] = _entry(metadata)
             record[self.key] = kept
-            secret.data[self.key] = encoded
+            secret["data"][self.key] = encoded
             _set_annotations(secret, record)
 
         self._modify(change, create=True)
@@ -214,7 +249,7 @@ class KubernetesSecretTarget:
     def write_metadata(self, metadata: KeyMetadata) -> None:
         """Replace the metadata entry of ``metadata.fingerprint``; the value is not touched."""
 
-        def change(secret: Any) -> None:
+        def change(secret: SecretObject) -> None:
             record = _keys_record(secret)
             entries = record.get(self.key, {})
             entries[metadata.fingerprint] = _entry(metadata)
@@ -225,26 +260,35 @@ class KubernetesSecretTarget:
 
     # -- read-modify-replace ---------------------------------------------------------------------
 
-    def _modify(self, change: Callable[[Any], None], *, create: bool) -> None:
-        """Apply ``change`` to the latest Secret and write it, re-reading after each 409."""
+    def _modify(self, change: Callable[[SecretObject], None], *, create: bool) -> None:
+        """Apply ``change`` to the latest Secret and write it, re-reading after each 409
+        (:func:`~rotator.clients.kubernetes.retry_on_conflict`)."""
         self._gone = 0
-        for attempt in range(self.conflict_attempts):
-            if attempt:
-                time.sleep(self.conflict_backoff * 2 ** (attempt - 1))
+
+        def attempt() -> None:
             secret = self._get()
             if secret is None:
                 if not create:
                     raise TargetInvalid(f"{self.id}: Secret {self.namespace}/{self.name} not found")
                 secret = self._new_secret()
                 change(secret)
-                if self._create(secret):
-                    return
-                continue  # created concurrently: update theirs
-            if secret.immutable:
+                if not self._create(secret):
+                    raise Conflict  # created concurrently: update theirs
+                return
+            if secret.get("immutable"):
                 raise TargetInvalid(f"{self.id}: Secret {self.namespace}/{self.name} is immutable")
             change(secret)
-            if self._replace(secret):
-                return
+            if not self._replace(secret):
+                raise Conflict
+
+        try:
+            retry_on_conflict(
+                attempt, attempts=self.conflict_attempts, backoff=self.conflict_backoff
+            )
+        except Conflict:
+            pass
+        else:
+            return
         if self._gone == self.conflict_attempts:
             # Every update was answered 404 although every read found the Secret: the API
             # server will not write it here (an admission or routing problem), not a race.
@@ -256,24 +300,24 @@ class KubernetesSecretTarget:
             f"{self.id}: Secret {self.namespace}/{self.name} kept changing under us "
             f"(409 Conflict on {self.conflict_attempts} attempts)",
             delay=_CONFLICT_DELAY,
-        )
+        ) from None
 
-    def _new_secret(self) -> Any:
-        return V1Secret(
-            api_version="v1",
-            kind="Secret",
-            type="Opaque",
-            metadata=V1ObjectMeta(
-                name=self.name,
-                namespace=self.namespace,
-                labels={MANAGED_BY_LABEL: MANAGED_BY},
-                annotations={},
-            ),
-            data={},
-        )
+    def _new_secret(self) -> SecretObject:
+        return {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "type": "Opaque",
+            "metadata": {
+                "name": self.name,
+                "namespace": self.namespace,
+                "labels": {MANAGED_BY_LABEL: MANAGED_BY},
+                "annotations": {},
+            },
+            "data": {},
+        }
 
-    def _value(self, secret: Any) -> Secret | None:
-        raw = (secret.data or {}).get(self.key)
+    def _value(self, secret: SecretObject) -> Secret | None:
+        raw = _data(secret).get(self.key)
         text = _decode(raw)
         if text is _UNDECODABLE:
             raise TargetInvalid(f"{self.id}: data key {self.key} is not UTF-8 text")
@@ -281,74 +325,124 @@ class KubernetesSecretTarget:
 
     # -- API calls -------------------------------------------------------------------------------
 
-    def _get(self) -> Any:
+    def _listed(self) -> SecretObject | None:
+        """The Secret from the observation's LIST of managed Secrets, else by GET."""
+        context = self.clients.context_name(self.context) or "default"
+        key = ("kubernetes-secrets", id(self.clients), context, self.namespace)
+        listing = shared(key, self._list_managed)
+        found = listing.get(self.name)
+        return found if found is not None else self._get()
+
+    def _list_managed(self) -> dict[str, SecretObject]:
+        """Every Secret of the namespace carrying the rotator's label, by name (all pages)."""
+        context = self.clients.context_name(self.context) or "default"
+        found: dict[str, SecretObject] = {}
+        token: str | None = None
+        # Named by namespace: every target sharing the LIST reports the same failure.
+        with self._translated("list", f"kubernetes-secret:{context}/{self.namespace}/*"):
+            while True:
+                query: dict[str, str | int] = {
+                    "labelSelector": MANAGED_SELECTOR,
+                    "limit": SECRET_PAGE_SIZE,
+                }
+                if token:
+                    query["continue"] = token
+                page = self.clients.call(
+                    "GET",
+                    _COLLECTION_PATH,
+                    context=self.context,
+                    path_params={"namespace": self.namespace},
+                    query=query,
+                )
+                page = page if isinstance(page, dict) else {}
+                for item in page.get("items") or []:
+                    name = _metadata(item).get("name") if isinstance(item, dict) else None
+                    if isinstance(name, str) and name:
+                        found[name] = item
+                token = _metadata(page).get("continue") or None
+                if not token:
+                    return found
+
+    def _get(self) -> SecretObject | None:
         """The Secret, or None when it does not exist."""
         with self._translated("get"):
             try:
-                return self.clients.core(self.context).read_namespaced_secret(
-                    self.name, self.namespace, _request_timeout=self.clients.request_timeout
+                answer = self.clients.call(
+                    "GET", _OBJECT_PATH, context=self.context, path_params=self._path_params()
                 )
-            except ApiException as exc:
-                if exc.status == 404:
+            except Exception as exc:
+                if status_of(exc) == 404:
                     return None
                 raise
+        if not isinstance(answer, dict):
+            raise TargetInvalid(f"{self.id}: the API server's answer is not a JSON object")
+        return answer
 
-    def _create(self, secret: Any) -> bool:
+    def _create(self, secret: SecretObject) -> bool:
         """POST the Secret; False when it already exists (someone else created it first)."""
         with self._translated("create"):
             try:
-                self.clients.core(self.context).create_namespaced_secret(
-                    self.namespace, secret, _request_timeout=self.clients.request_timeout
+                self.clients.call(
+                    "POST",
+                    _COLLECTION_PATH,
+                    context=self.context,
+                    path_params={"namespace": self.namespace},
+                    body=secret,
                 )
-            except ApiException as exc:
-                if exc.status == 409:
+            except Exception as exc:
+                if status_of(exc) == 409:
                     return False
                 raise
         return True
 
-    def _replace(self, secret: Any) -> bool:
+    def _replace(self, secret: SecretObject) -> bool:
         """PUT the Secret with the resourceVersion read; False on 409 or when it vanished."""
         with self._translated("update"):
             try:
-                self.clients.core(self.context).replace_namespaced_secret(
-                    self.name, self.namespace, secret, _request_timeout=self.clients.request_timeout
+                self.clients.call(
+                    "PUT",
+                    _OBJECT_PATH,
+                    context=self.context,
+                    path_params=self._path_params(),
+                    body=secret,
                 )
-            except ApiException as exc:
+            except Exception as exc:
+                status = status_of(exc)
                 # 404: deleted since the read; the next attempt creates it again.
-                if exc.status == 404:
+                if status == 404:
                     self._gone += 1
                     return False
-                if exc.status == 409:
+                if status == 409:
                     return False
                 raise
         return True
 
+    def _path_params(self) -> dict[str, str]:
+        return {"namespace": self.namespace, "name": self.name}
+
     @contextmanager
-    def _translated(self, verb: str) -> Iterator[None]:
-        try:
+    def _translated(self, verb: str, where: str | None = None) -> Iterator[None]:
+        with translated(
+            where=where or self.id,
+            verb=verb,
+            resource=_RESOURCE,
+            namespace=self.namespace,
+            timeout=self.clients.request_timeout,
+        ):
             yield
-        except (ApiException, urllib3.exceptions.HTTPError, ConfigException) as exc:
-            raise map_error(
-                exc,
-                where=self.id,
-                verb=verb,
-                resource=_RESOURCE,
-                namespace=self.namespace,
-                timeout=self.clients.request_timeout,
-            ) from None
 
 
 # -- ownership ---------------------------------------------------------------------------------
 
 
-def foreign_owner(metadata: Any, extra_labels: tuple[str, ...] = ()) -> str | None:
+def foreign_owner(metadata: Mapping[str, Any], extra_labels: tuple[str, ...] = ()) -> str | None:
     """Who, other than the rotator, owns an object with this ``metadata``; None when nobody.
 
-    ``metadata`` is a ``V1ObjectMeta`` (or anything with ``labels``, ``annotations`` and
-    ``owner_references``). The answer names the owner for people: ``Helm release agent``.
+    ``metadata`` is the object's ``metadata`` as the API's JSON (``labels``, ``annotations``,
+    ``ownerReferences``). The answer names the owner for people: ``Helm release agent``.
     """
-    labels: dict[str, str] = dict(getattr(metadata, "labels", None) or {})
-    annotations: dict[str, str] = dict(getattr(metadata, "annotations", None) or {})
+    labels: dict[str, str] = dict(_mapping(metadata.get("labels")))
+    annotations: dict[str, str] = dict(_mapping(metadata.get("annotations")))
     release = annotations.get(HELM_RELEASE_ANNOTATION)
     if labels.get(MANAGED_BY_LABEL) == "Helm" or release:
         name = release or labels.get("app.kubernetes.io/instance") or "?"
@@ -359,11 +453,11 @@ def foreign_owner(metadata: Any, extra_labels: tuple[str, ...] = ()) -> str | No
     flux = sorted(label for label in labels if label.startswith(FLUX_LABEL_PREFIXES))
     if flux:
         return f"Flux ({flux[0]}: {labels[flux[0]]})"
-    references = getattr(metadata, "owner_references", None) or []
-    if references:
-        first = references[0]
-        kind = getattr(first, "kind", None) or "?"
-        name = getattr(first, "name", None) or "?"
+    references = metadata.get("ownerReferences") or []
+    if isinstance(references, list) and references:
+        first = _mapping(references[0])
+        kind = first.get("kind") or "?"
+        name = first.get("name") or "?"
         return f"{kind} {name} (ownerReferences)"
     for label in extra_labels:
         if label in labels:
@@ -380,9 +474,9 @@ def _entry(metadata: KeyMetadata) -> dict[str, Any]:
     return {k: v for k, v in metadata.to_dict().items() if v is not None and v is not False}
 
 
-def _keys_record(secret: Any) -> dict[str, dict[str, Any]]:
+def _keys_record(secret: SecretObject) -> dict[str, dict[str, Any]]:
     """The parsed ``rotator.stackstate.io/keys`` annotation ({} when absent or damaged)."""
-    annotations = (secret.metadata.annotations if secret.metadata else None) or {}
+    annotations = _mapping(_metadata(secret).get("annotations"))
     try:
         record = json.loads(annotations.get(KEYS_ANNOTATION) or "{}")
     except ValueError:
@@ -396,16 +490,19 @@ def _keys_record(secret: Any) -> dict[str, dict[str, Any]]:
     }
 
 
-def _set_annotations(secret: Any, record: dict[str, dict[str, Any]]) -> None:
+def _set_annotations(secret: SecretObject, record: dict[str, dict[str, Any]]) -> None:
     """Write the JSON record and re-derive every flat annotation from it."""
-    if secret.metadata.annotations is None:
-        secret.metadata.annotations = {}
-    annotations: dict[str, str] = secret.metadata.annotations
+    metadata = secret.get("metadata")
+    if not isinstance(metadata, dict):
+        metadata = secret["metadata"] = {}
+    if not isinstance(metadata.get("annotations"), dict):
+        metadata["annotations"] = {}
+    annotations: dict[str, str] = metadata["annotations"]
     annotations[KEYS_ANNOTATION] = json.dumps(record, separators=(",", ":"), sort_keys=True)
     for name in list(annotations):
         if _is_flat(name):
             del annotations[name]
-    annotations.update(_flat_annotations(record, secret.data or {}))
+    annotations.update(_flat_annotations(record, _data(secret)))
 
 
 def _flat_annotations(record: dict[str, dict[str, Any]], data: dict[str, str]) -> dict[str, str]:
@@ -455,5 +552,22 @@ def _decode(raw: str | None) -> str | object | None:
         return _UNDECODABLE
 
 
-def _resource_version(secret: Any) -> str | None:
-    return secret.metadata.resource_version if secret.metadata else None
+def _mapping(value: Any) -> Mapping[str, Any]:
+    """``value`` when it is a JSON object, else an empty one."""
+    return value if isinstance(value, dict) else {}
+
+
+def _metadata(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    """An object's ``metadata`` ({} when it has none)."""
+    return _mapping(obj.get("metadata"))
+
+
+def _data(secret: Mapping[str, Any]) -> dict[str, str]:
+    """A Secret's ``data`` (base64 values by data key; {} when it has none)."""
+    data = secret.get("data")
+    return data if isinstance(data, dict) else {}
+
+
+def _resource_version(secret: SecretObject) -> str | None:
+    version = _metadata(secret).get("resourceVersion")
+    return str(version) if version else None

@@ -4,7 +4,10 @@ An emulator subclasses :class:`Emulator` and implements :meth:`Emulator.handle`,
 :class:`Request` into a :class:`Response`. The base class serves it over real HTTP (optionally
 TLS) on an ephemeral port in a background thread, records every request in :attr:`Emulator.log`,
 and applies faults that tests arm through :meth:`Emulator.fail_next`,
-:meth:`Emulator.add_latency` and :meth:`Emulator.drop_after_processing`.
+:meth:`Emulator.add_latency` and :meth:`Emulator.drop_after_processing`. Every request is also
+counted in :attr:`Emulator.stats` (:class:`RequestStats`: counts per method and path, and the
+most requests served at once), which keeps no bodies; a benchmark turns the log off
+(``keep_log = False``) and reads the counts alone.
 
 Faults match on the HTTP method and a regular expression over the path (without query string).
 A ``fail`` fault answers with its status without reaching the emulator's logic; a ``drop`` fault
@@ -22,6 +25,7 @@ import ssl
 import struct
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -104,6 +108,76 @@ class LoggedRequest:
     response_body: bytes = b""
 
 
+class RequestStats:
+    """Thread-safe request counts and concurrency of the emulators it is attached to.
+
+    Every emulator has its own (:attr:`Emulator.stats`); :meth:`Emulator.track` attaches a
+    further one, so one instance shared by several emulators sees their combined concurrency.
+    Counts (and answered body bytes) are per ``(method, path)``; ``max_in_flight`` is the most
+    requests being served at once (from the request line read to the answer leaving). Unlike
+    the request log it keeps no bodies, so a long benchmark can run with ``keep_log`` off.
+    """
+
+    def __init__(self, *, ignore: str | None = None) -> None:
+        """``ignore``: a regular expression over paths this instance does not count at all."""
+        self._ignore = re.compile(ignore) if ignore is not None else None
+        self._lock = threading.Lock()
+        self._counts: Counter[tuple[str, str]] = Counter()
+        self._bytes: Counter[tuple[str, str]] = Counter()
+        self._in_flight = 0
+        self._max_in_flight = 0
+
+    def begin(self, method: str, path: str) -> bool:
+        """A request started being served; False when its path is ignored (then the request
+        is not counted, and ``answered``/``end`` are not called for it)."""
+        if self._ignore is not None and self._ignore.fullmatch(path):
+            return False
+        with self._lock:
+            self._counts[(method, path)] += 1
+            self._in_flight += 1
+            self._max_in_flight = max(self._max_in_flight, self._in_flight)
+        return True
+
+    def answered(self, method: str, path: str, size: int) -> None:
+        """A request is answered with a body of ``size`` bytes."""
+        with self._lock:
+            self._bytes[(method, path)] += size
+
+    def end(self) -> None:
+        """A request's answer was written (or its connection dropped)."""
+        with self._lock:
+            self._in_flight -= 1
+
+    @property
+    def total(self) -> int:
+        """Requests counted since the last :meth:`reset`."""
+        with self._lock:
+            return sum(self._counts.values())
+
+    @property
+    def max_in_flight(self) -> int:
+        """The most requests served at once since the last :meth:`reset`."""
+        with self._lock:
+            return self._max_in_flight
+
+    def counts(self) -> Counter[tuple[str, str]]:
+        """A copy of the counts per ``(method, path)``."""
+        with self._lock:
+            return Counter(self._counts)
+
+    def response_bytes(self) -> Counter[tuple[str, str]]:
+        """A copy of the answered body bytes per ``(method, path)``."""
+        with self._lock:
+            return Counter(self._bytes)
+
+    def reset(self) -> None:
+        """Forget counts and the in-flight peak (requests being served stay in flight)."""
+        with self._lock:
+            self._counts.clear()
+            self._bytes.clear()
+            self._max_in_flight = self._in_flight
+
+
 class Hold:
     """A request held by :meth:`Emulator.hold`: ``arrived`` is set when it is being held."""
 
@@ -175,6 +249,11 @@ class Emulator:
         self._holds: list[Hold] = []
         self._log: list[LoggedRequest] = []
         self.lock = threading.RLock()
+        #: Request counts and concurrency (:class:`RequestStats`), always on.
+        self.stats = RequestStats()
+        self._trackers: list[RequestStats] = [self.stats]
+        #: Whether requests go to :attr:`log` (with their bodies); a benchmark turns it off.
+        self.keep_log = True
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -246,6 +325,17 @@ class Emulator:
         """Forget the request log."""
         with self.lock:
             self._log.clear()
+
+    def track(self, stats: RequestStats) -> None:
+        """Count this emulator's requests in ``stats`` too (e.g. one shared by all emulators)."""
+        with self.lock:
+            if all(tracker is not stats for tracker in self._trackers):
+                self._trackers = [*self._trackers, stats]
+
+    def _begin_request(self, method: str, path: str) -> list[RequestStats]:
+        with self.lock:
+            trackers = self._trackers
+        return [tracker for tracker in trackers if tracker.begin(method, path)]
 
     def mutating_requests(self) -> list[LoggedRequest]:
         """Logged requests whose method changes state (POST, PUT, PATCH, DELETE)."""
@@ -385,7 +475,37 @@ def _make_handler(emulator: Emulator) -> type[BaseHTTPRequestHandler]:
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib name
             """Silence the stdlib access log; the emulator keeps its own."""
 
+        #: The RequestStats counting the request being served (emptied once it is answered).
+        _trackers: list[RequestStats] = []  # noqa: RUF012 - replaced per request, never mutated
+
+        def handle(self) -> None:
+            try:
+                super().handle()
+            except ConnectionResetError:
+                # A client closed an idle keep-alive connection with a reset (its process
+                # ended): nothing was being served, so nothing is worth a traceback.
+                self.close_connection = True
+
         def _serve(self) -> None:
+            self._trackers = emulator._begin_request(self.command, urlsplit(self.path).path)
+            try:
+                self._serve_counted()
+            finally:
+                self._end_tracking()
+
+        def _end_tracking(self) -> None:
+            trackers, self._trackers = self._trackers, []
+            for tracker in trackers:
+                tracker.end()
+
+        def end_headers(self) -> None:
+            # The request stops counting as in flight just before its answer leaves: a client
+            # cannot send its next request before it has the answer, so one that sends one
+            # request at a time is never seen with two in flight.
+            self._end_tracking()
+            super().end_headers()
+
+        def _serve_counted(self) -> None:
             split = urlsplit(self.path)
             length = int(self.headers.get("Content-Length") or 0)
             if length > MAX_BODY_BYTES:
@@ -401,17 +521,20 @@ def _make_handler(emulator: Emulator) -> type[BaseHTTPRequestHandler]:
             )
             response, drop = emulator.dispatch(request)
             if drop or response is None:
-                if not request.logged:
+                if not request.logged and emulator.keep_log:
                     emulator.record(request, None)
                 self.close_connection = True
+                self._end_tracking()
                 _hard_close(self.connection)
                 return
-            if not request.logged:
+            if not request.logged and emulator.keep_log:
                 emulator.record(request, response)
             if response.stream is not None:
                 self._send_stream(response, response.stream)
                 return
             payload = b"" if request.method == "HEAD" else response.encoded()
+            for tracker in self._trackers:
+                tracker.answered(request.method, request.path, len(payload))
             try:
                 self.send_response(response.status)
                 if response.status != 204 and (payload or response.body is not None):

@@ -5,7 +5,8 @@ Served:
 
 - core/v1 ``secrets`` and ``namespaces``; apps/v1 ``deployments``, ``daemonsets``,
   ``statefulsets``; batch/v1 ``jobs`` and ``cronjobs`` (plus ``GET .../status``);
-  coordination.k8s.io/v1 ``leases``.
+  coordination.k8s.io/v1 ``leases``; core/v1 ``events`` (decoded, validated and selected like
+  the real server's, see :mod:`rotator_sandbox.kubernetes_events`).
 - Verbs get, list, watch, create (POST), update (PUT), patch (strategic merge, JSON merge,
   JSON patch) and delete, with ``labelSelector``, ``fieldSelector``, ``limit``/``continue``,
   ``dryRun=All`` and ``Table`` output for ``kubectl get``.

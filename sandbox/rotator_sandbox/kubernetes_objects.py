@@ -36,10 +36,12 @@ from rotator_sandbox.kubernetes_errors import (
     invalid,
     unsupported_media_type,
 )
+from rotator_sandbox.kubernetes_events import EventDecodeError, normalize_event, validate_event
 from rotator_sandbox.kubernetes_resources import (
     CRONJOBS,
     DAEMONSETS,
     DEPLOYMENTS,
+    EVENTS,
     JOBS,
     LEASES,
     NAMESPACES,
@@ -177,6 +179,11 @@ def normalize(rtype: ResourceType, body: dict[str, Any]) -> dict[str, Any]:
         _normalize_secret(obj)
     elif rtype is LEASES:
         _normalize_lease(obj)
+    elif rtype is EVENTS:
+        try:
+            normalize_event(obj, parse_microtime)
+        except EventDecodeError as exc:
+            raise DecodeError(str(exc)) from exc
     return obj
 
 
@@ -752,6 +759,8 @@ def validate(rtype: ResourceType, obj: dict[str, Any], old: dict[str, Any] | Non
         errors += _validate_cronjob(obj)
     elif rtype is LEASES:
         errors += _validate_lease(obj)
+    elif rtype is EVENTS:
+        errors += validate_event(obj)
     if errors:
         raise invalid(rtype.group, rtype.kind, name, errors)
 

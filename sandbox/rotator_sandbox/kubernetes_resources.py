@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from rotator_sandbox.kubernetes_events import last_seen, object_cell
+
 #: The Kubernetes version the emulator claims to be (kubectl 1.32 is the client we test).
 SERVER_VERSION = {
     "major": "1",
@@ -160,6 +162,16 @@ SELF_SUBJECT_ACCESS_REVIEWS = ResourceType(
     verbs=("create",),
     review=True,
 )
+#: Core v1 Events (``kubectl describe`` and ``kubectl get events`` read them).
+EVENTS = ResourceType(
+    "",
+    "v1",
+    "events",
+    "event",
+    "Event",
+    short_names=("ev",),
+    create_on_update=True,
+)
 TOKEN_REVIEWS = ResourceType(
     "authentication.k8s.io",
     "v1",
@@ -183,6 +195,7 @@ RESOURCES: dict[tuple[str, str, str], ResourceType] = {
         JOBS,
         CRONJOBS,
         LEASES,
+        EVENTS,
         SELF_SUBJECT_ACCESS_REVIEWS,
         TOKEN_REVIEWS,
     )
@@ -514,6 +527,12 @@ _SELECTOR = Column(
     description="Label selector for pods.",
 )
 
+
+def _event_age(obj: dict[str, Any], now: datetime) -> str:
+    seen = last_seen(obj)
+    return "<unknown>" if seen is None else human_duration((now - seen).total_seconds())
+
+
 TABLE_COLUMNS: dict[str, tuple[Column, ...]] = {
     "secrets": (
         _NAME,
@@ -703,6 +722,13 @@ TABLE_COLUMNS: dict[str, tuple[Column, ...]] = {
             description="HolderIdentity contains the identity of the holder of a current lease.",
         ),
         _AGE,
+    ),
+    "events": (
+        Column("Last Seen", "string", _event_age),
+        Column("Type", "string", lambda o, _n: str(o.get("type") or "")),
+        Column("Reason", "string", lambda o, _n: str(o.get("reason") or "")),
+        Column("Object", "string", lambda o, _n: object_cell(o)),
+        Column("Message", "string", lambda o, _n: str(o.get("message") or "")),
     ),
 }
 

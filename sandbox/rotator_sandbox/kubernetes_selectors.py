@@ -1,7 +1,12 @@
 """Label and field selectors as the API server parses them (``labelSelector``, ``fieldSelector``).
 
-Label selectors support the equality-based (``a=b``, ``a==b``, ``a!=b``) and set-based
-(``a in (x,y)``, ``a notin (x)``, ``a``, ``!a``) requirements, comma-separated (AND). Field
+Label selectors support the equality-based (``a=b``, ``a==b``, ``a!=b``), set-based
+(``a in (x,y)``, ``a notin (x)``, ``a``, ``!a``) and numeric (``a>1``, ``a<5``) requirements,
+comma-separated (AND). As apimachinery's ``labels.Parse`` does, every key must be a qualified
+name (an optional DNS-subdomain prefix and ``/``, then a name of at most 63 characters), every
+value a valid label value (at most 63 characters, alphanumeric at both ends), ``in``/``notin``
+need at least one value and ``>``/``<`` exactly one integer; anything else answers 400
+``unable to parse requirement: ...``. Field
 selectors support ``metadata.name`` and ``metadata.namespace`` with ``=``, ``==`` and ``!=`` on
 every type, plus ``type`` on Secrets; any other field is rejected like the real server does.
 """
@@ -14,13 +19,96 @@ from dataclasses import dataclass
 from typing import Any
 
 from rotator_sandbox.kubernetes_errors import ApiError, bad_request
+from rotator_sandbox.kubernetes_events import EVENT_FIELDS
 
-_LABEL_VALUE = r"[A-Za-z0-9_.\-/]*"
-_SET_RE = re.compile(r"^\s*(?P<key>[^\s!=(),]+)\s+(?P<op>in|notin)\s+\((?P<values>[^)]*)\)\s*$")
+_LABEL_VALUE = r"[^\s!=(),<>]*"
+_SET_RE = re.compile(r"^\s*(?P<key>[^\s!=(),<>]+)\s+(?P<op>in|notin)\s+\((?P<values>[^()]*)\)\s*$")
 _EQ_RE = re.compile(
-    r"^\s*(?P<key>[^\s!=(),]+)\s*(?P<op>==|=|!=)\s*(?P<value>" + _LABEL_VALUE + r")\s*$"
+    r"^\s*(?P<key>[^\s!=(),<>]+)\s*(?P<op>==|=|!=|>|<)\s*(?P<value>" + _LABEL_VALUE + r")\s*$"
 )
-_EXISTS_RE = re.compile(r"^\s*(?P<neg>!?)\s*(?P<key>[^\s!=(),]+)\s*$")
+_EXISTS_RE = re.compile(r"^\s*(?P<neg>!?)\s*(?P<key>[^\s!=(),<>]+)\s*$")
+
+_NAME_PART = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_LABEL_VALUE_RE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+_NAME_HINT = (
+    "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and "
+    "end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex "
+    "used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')"
+)
+_VALUE_HINT = (
+    "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or "
+    "'.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or "
+    "'my_value',  or '12345', regex used for validation is "
+    "'(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')"
+)
+
+
+def _key_problems(key: str) -> list[str]:
+    """What makes ``key`` not a qualified name (apimachinery's IsQualifiedName)."""
+    parts = key.split("/")
+    if len(parts) > 2:
+        return [
+            "a qualified name must consist of alphanumeric characters, '-', '_' or '.', and "
+            "must start and end with an alphanumeric character, with an optional DNS subdomain "
+            "prefix and '/' (e.g. 'example.com/MyName')"
+        ]
+    problems = []
+    name = parts[-1]
+    if len(parts) == 2:
+        prefix = parts[0]
+        if not prefix:
+            problems.append("prefix part must be non-empty")
+        elif len(prefix) > 253 or not _DNS_SUBDOMAIN.match(prefix):
+            problems.append(
+                "prefix part a lowercase RFC 1123 subdomain must consist of lower case "
+                "alphanumeric characters, '-' or '.', and must start and end with an "
+                "alphanumeric character"
+            )
+    if not name:
+        problems.append("name part must be non-empty")
+    elif len(name) > 63:
+        problems.append("name part must be no more than 63 characters")
+    elif not _NAME_PART.match(name):
+        problems.append(_NAME_HINT)
+    return problems
+
+
+def _requirement(key: str, op: str, values: tuple[str, ...]) -> Requirement:
+    """A checked requirement; a 400 naming the field like the API server otherwise."""
+    problems = _key_problems(key)
+    if problems:
+        raise bad_request(
+            f'unable to parse requirement: key: Invalid value: "{key}": {"; ".join(problems)}'
+        )
+    if op in ("in", "notin") and not values:
+        raise bad_request(
+            'unable to parse requirement: values: Invalid value: "": '
+            "for 'in', 'notin' operators, values set can't be empty"
+        )
+    if op in (">", "<"):
+        if len(values) != 1:
+            raise bad_request(
+                'unable to parse requirement: values: Invalid value: "": '
+                "for 'Gt', 'Lt' operators, exactly one value is required"
+            )
+        if not re.fullmatch(r"-?\d+", values[0]):
+            raise bad_request(
+                f'unable to parse requirement: values[0]: Invalid value: "{values[0]}": '
+                "for 'Gt', 'Lt' operators, the value must be an integer"
+            )
+    for index, value in enumerate(values):
+        if len(value) > 63:
+            problem = "must be no more than 63 characters"
+        elif op not in (">", "<") and not _LABEL_VALUE_RE.match(value):
+            problem = _VALUE_HINT
+        else:
+            continue
+        raise bad_request(
+            f'unable to parse requirement: values[{index}][{key}]: Invalid value: "{value}": '
+            f"{problem}"
+        )
+    return Requirement(key, op, values)
 
 
 @dataclass(frozen=True)
@@ -28,7 +116,7 @@ class Requirement:
     """One label requirement."""
 
     key: str
-    op: str  # "=", "!=", "in", "notin", "exists", "!exists"
+    op: str  # "=", "!=", "in", "notin", "exists", "!exists", ">", "<"
     values: tuple[str, ...] = ()
 
     def matches(self, labels: Mapping[str, str]) -> bool:
@@ -45,6 +133,14 @@ class Requirement:
             return not present or value not in self.values
         if self.op == "exists":
             return present
+        if self.op in (">", "<"):
+            # Objects whose label is absent or not an integer never match (as in the API).
+            try:
+                number = int(value or "")
+            except ValueError:
+                return False
+            limit = int(self.values[0])
+            return number > limit if self.op == ">" else number < limit
         return not present
 
 
@@ -73,13 +169,13 @@ def parse_label_selector(selector: str) -> list[Requirement]:
     for part in _split_top_level(selector):
         if match := _SET_RE.match(part):
             values = tuple(v.strip() for v in match["values"].split(",") if v.strip())
-            requirements.append(Requirement(match["key"], match["op"], values))
+            requirements.append(_requirement(match["key"], match["op"], values))
         elif match := _EQ_RE.match(part):
-            op = "!=" if match["op"] == "!=" else "="
-            requirements.append(Requirement(match["key"], op, (match["value"],)))
+            op = "=" if match["op"] == "==" else match["op"]
+            requirements.append(_requirement(match["key"], op, (match["value"],)))
         elif match := _EXISTS_RE.match(part):
             op = "!exists" if match["neg"] else "exists"
-            requirements.append(Requirement(match["key"], op))
+            requirements.append(_requirement(match["key"], op, ()))
         else:
             raise bad_request(f"unable to parse requirement: {part.strip()!r}")
     return requirements
@@ -116,6 +212,7 @@ _COMMON_FIELDS: dict[str, FieldGetter] = {
 _EXTRA_FIELDS: dict[str, dict[str, FieldGetter]] = {
     "secrets": {"type": lambda o: str(o.get("type", ""))},
     "namespaces": {"status.phase": lambda o: str(o.get("status", {}).get("phase", ""))},
+    "events": dict(EVENT_FIELDS),
 }
 
 

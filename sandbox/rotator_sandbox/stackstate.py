@@ -55,8 +55,9 @@ real API allows duplicates, so the emulator does too. Listing never returns a va
 
 Tests reach state directly through :meth:`StackStateEmulator.seed_key`,
 :meth:`~StackStateEmulator.keys`, :meth:`~StackStateEmulator.value_of`,
-:meth:`~StackStateEmulator.issued_values`, :meth:`~StackStateEmulator.expire_key` and
-:meth:`~StackStateEmulator.delete`; all of them hold :attr:`Emulator.lock`.
+:meth:`~StackStateEmulator.issued_values`, :meth:`~StackStateEmulator.expire_key`,
+:meth:`~StackStateEmulator.set_expiration` and :meth:`~StackStateEmulator.delete`; all of them
+hold :attr:`Emulator.lock`.
 """
 
 from __future__ import annotations
@@ -326,6 +327,12 @@ class StackStateEmulator(Emulator):
         with self.lock:
             key = self._keys[kind][key_id]
             key.expiration = self._now_ms()
+
+    def set_expiration(self, kind: KeyKind, key_id: int, moment: datetime) -> None:
+        """Move a stored key's expiration to an aware ``moment`` (a benchmark makes keys due);
+        ``KeyError`` when there is no such key."""
+        with self.lock:
+            self._keys[kind][key_id].expiration = to_epoch_ms(moment)
 
     def delete(self, kind: KeyKind, key_id: int) -> None:
         """Delete a stored key without HTTP; ``KeyError`` when there is no such key."""

@@ -15,13 +15,14 @@ from structlog.testing import capture_logs
 from rotator.alerts.alertmanager import AlertmanagerHook
 from rotator.alerts.base import AlertHook
 from rotator.alerts.command import CommandHook
-from rotator.alerts.dispatch import Alerter, HookConfig, build_hooks, exponential_backoff
+from rotator.alerts.dispatch import Alerter, exponential_backoff
 from rotator.alerts.event import Alert, AlertEvent
 from rotator.alerts.pagerduty import PagerDutyHook
 from rotator.alerts.slack import SlackHook
 from rotator.alerts.webhook import WebhookHook
 from rotator.config import AlertHook as AlertHookConfig
 from rotator.secrets import Secret, reset_registry
+from rotator.wiring import HookConfig, build_hooks
 from tests.alerts.factory import Clock, make_alert
 from tests.plugins.alert_receiver import AlertReceiver
 
@@ -208,6 +209,16 @@ class TestAlerterDeduplication:
         alerter.notify(make_alert(AlertEvent.ROTATION_SUCCEEDED))
         alerter.notify(make_alert(AlertEvent.ROTATION_SUCCEEDED))
         assert len(receiver.received) == 2
+
+    def test_emergency_rotation_is_never_deduplicated_and_sent_by_default(
+        self, receiver: AlertReceiver, make_alerter: Callable[..., Alerter]
+    ) -> None:
+        """rotate --emergency: every one is delivered, to a hook with the default events."""
+        alerter = make_alerter([webhook(receiver.url)])
+        alerter.notify(make_alert(AlertEvent.EMERGENCY_ROTATION))
+        alerter.notify(make_alert(AlertEvent.EMERGENCY_ROTATION))
+        assert len(receiver.received) == 2
+        assert make_alert(AlertEvent.EMERGENCY_ROTATION).severity == "critical"
 
     def test_recovered_without_failure_is_not_sent(
         self,

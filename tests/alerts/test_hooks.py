@@ -16,7 +16,6 @@ import pytest
 from rotator.alerts.alertmanager import AlertmanagerHook, alertname
 from rotator.alerts.base import AlertDeliveryError, AlertHook
 from rotator.alerts.command import CommandHook
-from rotator.alerts.dispatch import build_hook
 from rotator.alerts.event import AlertEvent, events_of_class
 from rotator.alerts.pagerduty import PagerDutyHook
 from rotator.alerts.slack import SlackHook
@@ -29,6 +28,7 @@ from rotator.config import (
     WebhookAlert,
 )
 from rotator.secrets import Secret, reset_registry
+from rotator.wiring import build_hook
 from tests.alerts.factory import make_alert
 from tests.plugins.alert_receiver import AlertReceiver
 

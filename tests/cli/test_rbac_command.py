@@ -189,16 +189,18 @@ class TestYamlOutput:
             {"kind": "ServiceAccount", "name": "stackstate-key-rotator", "namespace": "rotator"}
         ]
 
-    def test_events_in_both_event_apis(self, run_cli: CliRunner, write_config: WriteConfig) -> None:
-        """create and patch on events, core and events.k8s.io, where the rotator works."""
+    def test_events_in_the_core_api(self, run_cli: CliRunner, write_config: WriteConfig) -> None:
+        """create, patch and list on core events where the rotator works (rotator.events
+        writes core v1 only: events.k8s.io is not granted)."""
         path = write_config(config_with(key(preset={"type": "otel-collector", "namespace": "o"})))
         docs = documents(run_cli("--config", str(path), "rbac").out)
         granted = rule_grants("o", roles_of(docs)["o"]["rules"])
-        for group in ("", "events.k8s.io"):
-            assert {
-                ("o", group, "events", "create", None),
-                ("o", group, "events", "patch", None),
-            } <= (granted)
+        assert {
+            ("o", "", "events", "create", None),
+            ("o", "", "events", "patch", None),
+            ("o", "", "events", "list", None),
+        } <= (granted)
+        assert not [g for g in granted if g[1] == "events.k8s.io"]
 
     def test_service_account_options(self, run_cli: CliRunner, write_config: WriteConfig) -> None:
         """--service-account and --namespace name the bound subject and the objects."""

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
+from rotator.clients.kubernetes import KubeClients
 from rotator.consumers.base import Consumer, SwitchRequest
 from rotator.consumers.discovery import DiscoveredWorkloads, template_reads
-from rotator.kube import KubeClients
 from rotator_sandbox.kubernetes import KubernetesEmulator
 
 NS = "agents"

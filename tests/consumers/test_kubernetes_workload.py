@@ -15,6 +15,7 @@ import urllib3.exceptions
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
+from rotator.clients.kubernetes import KubeClients
 from rotator.consumers.base import Consumer, SwitchRequest, SwitchState
 from rotator.consumers.kubernetes_workload import (
     PAUSED_REFUSAL,
@@ -28,12 +29,11 @@ from rotator.consumers.kubernetes_workload import (
 )
 from rotator.errors import (
     ConfigError,
-    TargetConflict,
-    TargetForbidden,
-    TargetInvalid,
-    TargetUnavailable,
+    ConsumerConflict,
+    ConsumerForbidden,
+    ConsumerInvalid,
+    ConsumerUnavailable,
 )
-from rotator.kube import KubeClients
 from rotator_sandbox.kubernetes import KubernetesEmulator
 from tests.plugins.kubernetes import KubeClock, Kubectl
 
@@ -834,13 +834,13 @@ class TestRestart:
         make_consumer: Callable[..., KubernetesWorkloadConsumer],
         make_request: Callable[..., SwitchRequest],
     ) -> None:
-        """Losing every attempt to concurrent writers raises TargetConflict naming the workload."""
+        """Losing every attempt to concurrent writers raises ConsumerConflict naming it."""
         ckube.add_workload("Deployment", NAMESPACE, NAME)
         consumer = make_consumer(conflict_attempts=3)
         request = make_request()
         state = only(consumer.observe(request, frozenset()))
         ckube.conflict_next_update("deployments", NAMESPACE, NAME, count=10)
-        with pytest.raises(TargetConflict, match=f"{NAMESPACE}/{NAME} kept changing") as caught:
+        with pytest.raises(ConsumerConflict, match=f"{NAMESPACE}/{NAME} kept changing") as caught:
             consumer.trigger(state, [request])
         assert caught.value.retryable
         assert len(patches(ckube)) == 3
@@ -886,14 +886,14 @@ class TestRestart:
         make_consumer: Callable[..., KubernetesWorkloadConsumer],
         make_request: Callable[..., SwitchRequest],
     ) -> None:
-        """A state naming a workload this consumer does not cover raises TargetInvalid."""
+        """A state naming a workload this consumer does not cover raises ConsumerInvalid."""
         foreign = SwitchState(
             id="kubernetes-workload:default/other/Deployment/x",
             phase="needs-trigger",
             reason="",
             workload="kubernetes-workload:default/other/Deployment/x",
         )
-        with pytest.raises(TargetInvalid, match="not a workload of this consumer"):
+        with pytest.raises(ConsumerInvalid, match="not a workload of this consumer"):
             make_consumer().trigger(foreign, [make_request()])
         assert ckube.log == []
 
@@ -999,13 +999,13 @@ class TestErrors:
         make_consumer: Callable[..., KubernetesWorkloadConsumer],
         make_request: Callable[..., SwitchRequest],
     ) -> None:
-        """A 403 on the PATCH raises TargetForbidden naming the workload and the RBAC message."""
+        """A 403 on the PATCH raises ConsumerForbidden naming the workload and the RBAC message."""
         ckube.add_workload("Deployment", NAMESPACE, NAME)
         ckube.forbid("patch", "deployments", NAMESPACE)
         consumer = make_consumer()
         request = make_request()
         state = only(consumer.observe(request, frozenset()))
-        with pytest.raises(TargetForbidden) as caught:
+        with pytest.raises(ConsumerForbidden) as caught:
             consumer.trigger(state, [request])
         message = str(caught.value)
         assert message.startswith(f"kubernetes-workload:default/{NAMESPACE}/Deployment/{NAME}:")
@@ -1018,10 +1018,10 @@ class TestErrors:
         make_consumer: Callable[..., KubernetesWorkloadConsumer],
         make_request: Callable[..., SwitchRequest],
     ) -> None:
-        """A 403 on the selector's LIST raises TargetForbidden naming the consumer."""
+        """A 403 on the selector's LIST raises ConsumerForbidden naming the consumer."""
         ckube.forbid("list", "daemonsets")
         consumer = make_consumer("DaemonSet", selector={"app": "x"})
-        with pytest.raises(TargetForbidden, match=re.escape(consumer.id)):
+        with pytest.raises(ConsumerForbidden, match=re.escape(consumer.id)):
             consumer.observe(make_request(), frozenset())
 
     def test_server_error_is_target_unavailable(
@@ -1030,10 +1030,10 @@ class TestErrors:
         make_consumer: Callable[..., KubernetesWorkloadConsumer],
         make_request: Callable[..., SwitchRequest],
     ) -> None:
-        """A 500 on the GET raises TargetUnavailable, which is retryable."""
+        """A 500 on the GET raises ConsumerUnavailable, which is retryable."""
         ckube.add_workload("Deployment", NAMESPACE, NAME)
         ckube.fail_next("GET", path_of("Deployment"), 500)
-        with pytest.raises(TargetUnavailable, match="API server answered 500") as caught:
+        with pytest.raises(ConsumerUnavailable, match="API server answered 500") as caught:
             make_consumer().observe(make_request(), frozenset())
         assert caught.value.retryable
 
@@ -1043,13 +1043,13 @@ class TestErrors:
         make_consumer: Callable[..., KubernetesWorkloadConsumer],
         make_request: Callable[..., SwitchRequest],
     ) -> None:
-        """A 429 on the PATCH raises TargetUnavailable, which is retryable."""
+        """A 429 on the PATCH raises ConsumerUnavailable, which is retryable."""
         ckube.add_workload("Deployment", NAMESPACE, NAME)
         consumer = make_consumer()
         request = make_request()
         state = only(consumer.observe(request, frozenset()))
         ckube.fail_next("PATCH", path_of("Deployment"), 429)
-        with pytest.raises(TargetUnavailable, match="API server answered 429") as caught:
+        with pytest.raises(ConsumerUnavailable, match="API server answered 429") as caught:
             consumer.trigger(state, [request])
         assert caught.value.retryable
 
@@ -1071,7 +1071,7 @@ class TestErrors:
             "code": 503,
         }
         ckube.fail_next("GET", path_of("Deployment"), 503, body=body)
-        with pytest.raises(TargetUnavailable) as caught:
+        with pytest.raises(ConsumerUnavailable) as caught:
             make_consumer().observe(make_request(), frozenset())
         assert "etcdserver: request timed out" in str(caught.value)
         assert "leaked-body-content-0001" not in str(caught.value)
@@ -1093,7 +1093,7 @@ class TestErrors:
             consumer = KubernetesWorkloadConsumer(
                 clients, namespace=NAMESPACE, kind="Deployment", name=NAME
             )
-            with pytest.raises(TargetUnavailable, match=r"no answer within 0\.2s"):
+            with pytest.raises(ConsumerUnavailable, match=r"no answer within 0\.2s"):
                 consumer.observe(make_request(), frozenset())
 
     def test_unreachable_api_server_is_target_unavailable(
@@ -1102,7 +1102,7 @@ class TestErrors:
         make_kube: Callable[..., KubernetesEmulator],
         make_request: Callable[..., SwitchRequest],
     ) -> None:
-        """A refused connection raises TargetUnavailable saying so."""
+        """A refused connection raises ConsumerUnavailable saying so."""
         gone = make_kube()
         config = gone.write_kubeconfig(tmp_path / "gone")
         gone.stop()
@@ -1110,7 +1110,7 @@ class TestErrors:
             consumer = KubernetesWorkloadConsumer(
                 clients, namespace=NAMESPACE, kind="Deployment", name=NAME
             )
-            with pytest.raises(TargetUnavailable, match="cannot connect to the API server"):
+            with pytest.raises(ConsumerUnavailable, match="cannot connect to the API server"):
                 consumer.observe(make_request(), frozenset())
 
     def test_non_json_answer_is_target_invalid(
@@ -1119,10 +1119,10 @@ class TestErrors:
         make_consumer: Callable[..., KubernetesWorkloadConsumer],
         make_request: Callable[..., SwitchRequest],
     ) -> None:
-        """A 200 whose body is not a JSON object raises TargetInvalid."""
+        """A 200 whose body is not a JSON object raises ConsumerInvalid."""
         ckube.add_workload("Deployment", NAMESPACE, NAME)
         ckube.fail_next("GET", path_of("Deployment"), 200, body=["not", "an", "object"])
-        with pytest.raises(TargetInvalid, match="not a JSON object"):
+        with pytest.raises(ConsumerInvalid, match="not a JSON object"):
             make_consumer().observe(make_request(), frozenset())
 
 
@@ -1132,16 +1132,16 @@ class TestMapError:
     @pytest.mark.parametrize(
         ("status", "expected"),
         [
-            (0, TargetUnavailable),
-            (400, TargetInvalid),
-            (401, TargetForbidden),
-            (403, TargetForbidden),
-            (404, TargetInvalid),
-            (409, TargetConflict),
-            (422, TargetInvalid),
-            (429, TargetUnavailable),
-            (500, TargetUnavailable),
-            (503, TargetUnavailable),
+            (0, ConsumerUnavailable),
+            (400, ConsumerInvalid),
+            (401, ConsumerForbidden),
+            (403, ConsumerForbidden),
+            (404, ConsumerInvalid),
+            (409, ConsumerConflict),
+            (422, ConsumerInvalid),
+            (429, ConsumerUnavailable),
+            (500, ConsumerUnavailable),
+            (503, ConsumerUnavailable),
         ],
     )
     def test_every_status_is_mapped(self, status: int, expected: type[Exception]) -> None:
@@ -1164,7 +1164,7 @@ class TestMapError:
         mapped = map_error(
             exc, where="w", verb="get", resource="deployments", namespace="ns", timeout=1.0
         )
-        assert isinstance(mapped, TargetUnavailable)
+        assert isinstance(mapped, ConsumerUnavailable)
         assert mapped.delay == 7.0
 
     @pytest.mark.parametrize(
@@ -1178,11 +1178,11 @@ class TestMapError:
         ids=["protocol", "timeout", "credentials", "other"],
     )
     def test_lower_errors_are_mapped(self, exc: BaseException) -> None:
-        """Transport, credential and unexpected errors become Target errors."""
+        """Transport, credential and unexpected errors become Consumer errors."""
         mapped = map_error(
             exc, where="w", verb="get", resource="deployments", namespace="ns", timeout=1.0
         )
-        expected = TargetForbidden if isinstance(exc, ConfigException) else TargetUnavailable
+        expected = ConsumerForbidden if isinstance(exc, ConfigException) else ConsumerUnavailable
         assert type(mapped) is expected
 
 

@@ -14,10 +14,10 @@ import urllib3.exceptions
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
+from rotator.clients.kubernetes import KubeClients
 from rotator.consumers.base import Consumer, SwitchRequest, SwitchState, consumer_token
 from rotator.consumers.synced_secret import SyncedSecretConsumer, map_error
-from rotator.errors import TargetForbidden, TargetInvalid, TargetUnavailable
-from rotator.kube import KubeClients
+from rotator.errors import ConsumerForbidden, ConsumerInvalid, ConsumerUnavailable
 from rotator.secrets import Secret, register_secret
 from rotator_sandbox.kubernetes import KubernetesEmulator
 
@@ -197,10 +197,10 @@ class TestErrors:
     def test_forbidden_read_is_forbidden(
         self, kube: KubernetesEmulator, consumer: SyncedSecretConsumer
     ) -> None:
-        """An RBAC 403 on GET is TargetForbidden naming the call, without a value."""
+        """An RBAC 403 on GET is ConsumerForbidden naming the call, without a value."""
         seed(kube, {KEY: OLD.reveal()})
         kube.forbid("get", "secrets", NAMESPACE)
-        with pytest.raises(TargetForbidden) as caught:
+        with pytest.raises(ConsumerForbidden) as caught:
             consumer.observe(request(), frozenset())
         text = str(caught.value)
         assert f"get secrets in namespace {NAMESPACE}" in text
@@ -212,10 +212,10 @@ class TestErrors:
     def test_server_errors_are_unavailable(
         self, kube: KubernetesEmulator, consumer: SyncedSecretConsumer, status: int
     ) -> None:
-        """5xx and 429 answers are TargetUnavailable (temporary), without a value."""
+        """5xx and 429 answers are ConsumerUnavailable (temporary), without a value."""
         seed(kube, {KEY: OLD.reveal()})
         kube.fail_next("GET", SECRET_PATH, status)
-        with pytest.raises(TargetUnavailable, match=f"answered {status}") as caught:
+        with pytest.raises(ConsumerUnavailable, match=f"answered {status}") as caught:
             consumer.observe(request(), frozenset())
         assert caught.value.retryable
         assert caught.value.__cause__ is None
@@ -224,21 +224,21 @@ class TestErrors:
     def test_connection_refused_is_unavailable(
         self, make_kube: Callable[..., KubernetesEmulator], tmp_path: Path
     ) -> None:
-        """An API server that is not listening is TargetUnavailable."""
+        """An API server that is not listening is ConsumerUnavailable."""
         emulator = make_kube()
         path = emulator.write_kubeconfig(tmp_path / "kubeconfig")
         emulator.stop()
         with KubeClients(path, request_timeout=2.0) as clients:
             consumer = SyncedSecretConsumer(clients, namespace=NAMESPACE, name=NAME, key=KEY)
-            with pytest.raises(TargetUnavailable, match="cannot connect"):
+            with pytest.raises(ConsumerUnavailable, match="cannot connect"):
                 consumer.observe(request(), frozenset())
 
     def test_slow_api_server_times_out(self, kube: KubernetesEmulator, kubeconfig: Path) -> None:
-        """A GET unanswered within the request timeout is TargetUnavailable naming it."""
+        """A GET unanswered within the request timeout is ConsumerUnavailable naming it."""
         kube.add_latency("GET", SECRET_PATH, 1.0, count=3)
         with KubeClients(kubeconfig, request_timeout=0.2) as clients:
             consumer = SyncedSecretConsumer(clients, namespace=NAMESPACE, name=NAME, key=KEY)
-            with pytest.raises(TargetUnavailable, match=r"no answer within 0\.2s"):
+            with pytest.raises(ConsumerUnavailable, match=r"no answer within 0\.2s"):
                 consumer.observe(request(), frozenset())
 
 
@@ -261,16 +261,16 @@ class TestMapError:
     @pytest.mark.parametrize(
         ("status", "expected"),
         [
-            (0, TargetUnavailable),
-            (400, TargetInvalid),
-            (401, TargetForbidden),
-            (403, TargetForbidden),
-            (410, TargetInvalid),
-            (429, TargetUnavailable),
-            (500, TargetUnavailable),
-            (502, TargetUnavailable),
-            (503, TargetUnavailable),
-            (504, TargetUnavailable),
+            (0, ConsumerUnavailable),
+            (400, ConsumerInvalid),
+            (401, ConsumerForbidden),
+            (403, ConsumerForbidden),
+            (410, ConsumerInvalid),
+            (429, ConsumerUnavailable),
+            (500, ConsumerUnavailable),
+            (502, ConsumerUnavailable),
+            (503, ConsumerUnavailable),
+            (504, ConsumerUnavailable),
         ],
     )
     def test_every_status_is_mapped(self, status: int, expected: type[Exception]) -> None:
@@ -291,12 +291,12 @@ class TestMapError:
         ],
     )
     def test_transport_failures_are_unavailable(self, exc: Exception) -> None:
-        """urllib3 failures below HTTP are TargetUnavailable."""
-        assert isinstance(mapped(exc), TargetUnavailable)
+        """urllib3 failures below HTTP are ConsumerUnavailable."""
+        assert isinstance(mapped(exc), ConsumerUnavailable)
 
     def test_credential_refresh_failure_is_forbidden(self) -> None:
         """A kubeconfig credential plugin failing at call time needs a human."""
-        assert isinstance(mapped(ConfigException("exec plugin failed")), TargetForbidden)
+        assert isinstance(mapped(ConfigException("exec plugin failed")), ConsumerForbidden)
 
     def test_response_body_is_never_quoted(self) -> None:
         """Only the Status message is quoted; other body content (Secret data) never is."""
@@ -316,5 +316,5 @@ class TestMapError:
     def test_retry_after_becomes_delay(self) -> None:
         """A Retry-After header on 429 becomes the error's delay."""
         error = mapped(api_exception(429, headers={"Retry-After": "3"}))
-        assert isinstance(error, TargetUnavailable)
+        assert isinstance(error, ConsumerUnavailable)
         assert error.delay == 3.0

@@ -27,8 +27,8 @@ from rotator.engine.model import (
 from rotator.engine.naming import ManagedName, key_name, parse_key_name
 from rotator.engine.plan import new_key_name, plan_key
 from rotator.engine.policy import Windows
+from rotator.keytypes import ApiKey, VerifyResult
 from rotator.secrets import Secret
-from rotator.stackstate import ApiKey, VerifyResult
 from rotator.targets.base import KeyMetadata, Target, TargetState
 
 DAY = timedelta(days=1)
@@ -265,6 +265,17 @@ class TestPlanKey:
         assert "key 9 no longer exists in StackState" in plan.reason
         assert plan.current == CurrentKey(9, deleted.name, None)
 
+    def test_key_of_the_former_kind_is_named_as_such(self) -> None:
+        """After ``kind`` changed, the held key is not "gone": it is of the other kind (listed
+        as that kind, not this run's), and a key of the configured kind replaces it."""
+        ingestion = replace(listed(9, NOW - 30 * DAY, NOW + 60 * DAY), kind="ingestion-api-key")
+        observed = observe(managed(VALUE_A, ingestion), keys=[], windows=WEEKDAY_NIGHTS)
+        plan = plan_key(observed, NOW)
+        assert plan.decision == "rotate"
+        expected = "key 9 is of kind ingestion-api-key; the managed key is now service-token"
+        assert expected in plan.reason
+        assert "no longer exists" not in plan.reason
+
     def test_accepted_adopted_value_waits_for_a_window(self) -> None:
         """An accepted adopted value is replaced only inside a window: outside it waits."""
         observed = observe(
@@ -407,6 +418,22 @@ class TestPlanKey:
         plan = plan_key(observe(newer, older, keys=[DUE, FRESH]), NOW)
         assert [(a.target, a.source and a.source.id) for a in plan.actions] == [
             ("memory:t2", "memory:t1")
+        ]
+
+    def test_a_successor_wins_a_tie_on_rotated_at(self) -> None:
+        """A rotation in the same second as the previous one (rotated_at has whole seconds),
+        killed after its first push: the new value names the old key as its previous one, so it
+        is copied to the others, although the old value is in more targets."""
+        same = NOW - DAY
+        old = managed(VALUE_A, DUE, rotated_at=same)
+        new_state = managed(VALUE_B, FRESH, rotated_at=same)
+        assert new_state.metadata is not None
+        new = replace(new_state, metadata=replace(new_state.metadata, previous_key_id=DUE.id))
+        plan = plan_key(observe(new, old, old, keys=[DUE, FRESH]), NOW)
+        assert plan.decision == "repair"
+        assert [(a.target, a.source and a.source.id) for a in plan.actions] == [
+            ("memory:t2", "memory:t1"),
+            ("memory:t3", "memory:t1"),
         ]
 
     def test_disagreeing_targets_without_an_accepted_value_rotate(self) -> None:

@@ -16,7 +16,7 @@ from rotator.consumers.base import Consumer, Resolution, SwitchRequest, SwitchSt
 from rotator.engine.model import ConsumerObservation, KeyRef, ObservedKey
 from rotator.engine.naming import key_name
 from rotator.engine.plan import plan_key, sweep_actions
-from rotator.stackstate import ApiKey
+from rotator.keytypes import ApiKey
 from rotator.targets.base import KeyMetadata, TargetState
 from tests.engine.test_plan import DAY, FRESH, NOW, VALUE_A, adopted, listed, managed, observe
 

@@ -152,7 +152,11 @@ class TestChartShapedInstallation:
         assert entry["failure"]["category"] == "human"
         assert "Helm release" in entry["reason"]
         assert "global.apiKey.fromSecret" in entry["reason"]
-        assert world.mutating_requests() == {"stackstate": [], "vault": [], "kubernetes": []}
+        # Only the RotationFailed Event telling `kubectl describe` why: no key, no target write.
+        written = world.mutating_requests()
+        written["kubernetes"] = [w for w in written["kubernetes"] if not w.endswith("/events")]
+        assert written == {"stackstate": [], "vault": [], "kubernetes": []}
+        assert [e["reason"] for e in world.kube.objects("events", NAMESPACE)] == ["RotationFailed"]
         assert live_ids(world) == []
         assert secret_value(world, CHART_SECRET) == "value-from-helm"
 

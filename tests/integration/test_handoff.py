@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import structlog
 
+from rotator.clients.kubernetes import KubeClients
 from rotator.daemon.leader import LeaderElector, LeaseLock, format_microtime
 from rotator.daemon.service import Service
 from rotator.handoff import (
@@ -26,7 +27,6 @@ from rotator.handoff import (
     RunRequest,
     RunResponse,
 )
-from rotator.kube import KubeClients
 from tests.plugins.world import NAMESPACE, World
 
 DEADLINE = 30.0

@@ -195,6 +195,25 @@ class TestDaemon:
         assert daemon.process.poll() is None
         assert daemon.stop() == 0
 
+    def test_an_edited_config_file_is_reloaded_without_a_signal(
+        self, world: World, start_daemon: Callable[[], Daemon]
+    ) -> None:
+        """Writing the file is enough: a new key's series appear in /metrics, no SIGHUP."""
+        world.add_key("agent")
+        daemon = start_daemon()
+        wait_for(lambda: daemon.role() == "leader", "the daemon to be up")
+
+        def otel_series() -> bool:
+            answer = daemon.get("/metrics")
+            return answer is not None and 'key="otel"' in answer.text
+
+        assert not otel_series()
+        world.add_key("otel")
+        daemon.config.write_text(world.write_config().read_text())  # same port: sections
+        wait_for(lambda: "config.reloaded" in daemon.logs(), "the reload")
+        wait_for(otel_series, "the new key's series")
+        assert daemon.stop() == 0
+
 
 class TestLeaderElection:
     """Two daemons: one acts; killing it hands over; the handover restarts nothing."""

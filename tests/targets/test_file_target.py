@@ -228,14 +228,6 @@ class TestMetadata:
         assert state.managed_metadata is not None
         assert state.managed_metadata.key_id == 1
 
-    def test_hand_edited_value_has_no_metadata(self, tmp_path: Path) -> None:
-        """A value the rotator did not write is reported without metadata (adopted)."""
-        path = tmp_path / "token"
-        target = FileTarget(path)
-        target.write(Secret("ours-value-1"), meta(Secret("ours-value-1")))
-        path.write_text("hand-made-value")
-        assert target.read().managed_metadata is None
-
 
 class TestNotARegularFile:
     """A FIFO, a directory or a device is refused, never opened for a blocking read."""

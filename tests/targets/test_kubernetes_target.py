@@ -15,13 +15,13 @@ import urllib3.exceptions
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
+from rotator.clients.kubernetes import KubeClients
 from rotator.errors import (
     TargetConflict,
     TargetForbidden,
     TargetInvalid,
     TargetUnavailable,
 )
-from rotator.kube import KubeClients
 from rotator.secrets import Secret
 from rotator.targets.base import KeyMetadata, Target
 from rotator.targets.kubernetes import (
@@ -140,6 +140,19 @@ class TestIdentity:
         assert other.id == "kubernetes-secret:prod/ns/s[K]"
         assert other.describe() == "Kubernetes Secret ns/s key K (context prod)"
 
+    def test_id_names_the_configured_default_context(self, kubeconfig: Path) -> None:
+        """A target without its own context is named by the configured default context, as the
+        workload consumers are, so one cluster has one name in a plan (issue 13)."""
+        from rotator.consumers.kubernetes_workload import KubernetesWorkloadConsumer
+
+        with KubeClients(kubeconfig, "sandbox", request_timeout=5.0) as clients:
+            target = KubernetesSecretTarget(clients, namespace="ns", name="s", key="K")
+            consumer = KubernetesWorkloadConsumer(
+                clients, namespace="ns", kind="Deployment", name="d"
+            )
+            assert target.id == "kubernetes-secret:sandbox/ns/s[K]"
+            assert consumer.id.startswith("kubernetes-workload:sandbox/")
+
     def test_invalid_data_key_is_refused(self, clients: KubeClients) -> None:
         """A data key Kubernetes would reject is a TargetInvalid before any request."""
         with pytest.raises(TargetInvalid, match="data key"):
@@ -186,20 +199,6 @@ class TestRead:
         with pytest.raises(TargetInvalid, match="not UTF-8") as caught:
             target.read()
         assert "binary" not in str(caught.value)
-
-    def test_hand_edited_value_reads_as_adopted(
-        self, kube: KubernetesEmulator, target: KubernetesSecretTarget
-    ) -> None:
-        """A value replaced by hand (kubectl edit) keeps our annotations but reads as adopted."""
-        target.write(NEW, meta(NEW))
-        stored = kube.get("secrets", NAMESPACE, NAME)
-        assert stored is not None
-        stored["data"]["STS_API_KEY"] = b64("hand-made-value-9")
-        kube.apply(stored)
-        state = target.read()
-        assert state.value == Secret("hand-made-value-9")
-        assert state.metadata is None
-        assert state.managed_metadata is None
 
     def test_damaged_record_reads_as_adopted(
         self, kube: KubernetesEmulator, target: KubernetesSecretTarget

@@ -10,8 +10,11 @@ something only the emulator offers; each says what.
 from __future__ import annotations
 
 import json
+import logging
 import socket
+import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,6 +28,7 @@ import requests
 from structlog.testing import capture_logs
 
 from rotator.errors import (
+    ConfigError,
     RotatorError,
     TargetConflict,
     TargetError,
@@ -33,7 +37,7 @@ from rotator.errors import (
     TargetUnavailable,
 )
 from rotator.secrets import Secret
-from rotator.targets.base import KeyMetadata, Target
+from rotator.targets.base import KeyMetadata, Target, TargetState
 from rotator.targets.vault import (
     MAX_METADATA_KEY,
     MAX_METADATA_VALUE,
@@ -379,14 +383,6 @@ class TestKvV2Write:
         }
         assert data_writes(recorder)[0]["options"] == {"cas": 1}
 
-    def test_metadata_round_trip(self, target: VaultKvTarget) -> None:
-        """read() returns exactly the metadata written with the value."""
-        written = meta(NEW, previous_key_id=6, previous_key_name="agent-6")
-        target.write(NEW, written)
-        state = target.read()
-        assert state.metadata == written
-        assert state.managed_metadata == written
-
     def test_other_custom_metadata_and_key_settings_are_preserved(
         self, vault_server: VaultServer, target: VaultKvTarget
     ) -> None:
@@ -628,29 +624,6 @@ class TestKvV1:
         assert json.loads(stored["_rotator.api_key"])["fingerprint"] == NEW.fingerprint
         assert [c.method for c in recorder.mutating() if c.path == f"/v1/kv/{PATH}"] == ["PUT"]
 
-    def test_metadata_round_trip(self, v1_target: VaultKvTarget) -> None:
-        """read() returns the metadata written with the value."""
-        v1_target.write(NEW, meta(NEW))
-        state = v1_target.read()
-        assert (state.value, state.managed_metadata) == (NEW, meta(NEW))
-
-    def test_hand_edited_value_has_no_metadata(
-        self, vault_server: VaultServer, v1_target: VaultKvTarget
-    ) -> None:
-        """A value changed by hand is not described by the stale sibling field."""
-        v1_target.write(OLD, meta(OLD))
-        stored = vault_server.read("kv", PATH) or {}
-        vault_server.write("kv", PATH, {**stored, KEY: NEW.reveal()})
-        assert v1_target.read().metadata is None
-
-    def test_write_metadata_changes_only_the_sibling_field(self, v1_target: VaultKvTarget) -> None:
-        """write_metadata() rewrites the metadata field and leaves the value alone."""
-        v1_target.write(NEW, meta(NEW))
-        v1_target.write_metadata(meta(NEW, previous_revoked=True))
-        state = v1_target.read()
-        assert state.value == NEW
-        assert state.metadata == meta(NEW, previous_revoked=True)
-
     def test_v1_target_on_a_v2_mount_is_invalid(self, session: VaultSession) -> None:
         """A v1 target on a KV v2 mount raises TargetInvalid instead of writing plain data."""
         target = VaultKvTarget(session, mount="secret", path=PATH, key=KEY, kv_version=1)
@@ -821,6 +794,87 @@ class TestTls:
         finally:
             session.close()
         assert emulator.log == []
+
+
+#: Concurrent readers of the pool tests.
+READERS = 6
+
+
+class TestPoolSize:
+    """The session's own HTTP session keeps ``pool_size`` connections to Vault."""
+
+    def test_pool_size_reaches_the_http_adapters(
+        self, vault_server: VaultServer, vault_clock: VaultClock
+    ) -> None:
+        """Without a given ``http`` the session's adapters hold ``pool_size`` connections."""
+        session = VaultSession(
+            url=vault_server.url,
+            namespace=None,
+            ca_file=None,
+            timeout=5,
+            auth=TokenAuth(Secret(vault_server.root_token)),
+            clock=vault_clock,
+            pool_size=3,
+        )
+        try:
+            adapter = session.client().adapter.session.get_adapter(vault_server.url)
+            assert adapter.poolmanager.connection_pool_kw["maxsize"] == 3
+        finally:
+            session.close()
+
+    # Emulator only: the overlap of the readers comes from the emulator's injected latency.
+    @pytest.mark.emulator_only
+    @pytest.mark.parametrize(("pool_size", "discarded"), [(READERS, False), (2, True)])
+    def test_concurrent_readers_fit_a_pool_of_their_number(
+        self,
+        vault: VaultEmulator,
+        vault_server: VaultServer,
+        vault_clock: VaultClock,
+        caplog: pytest.LogCaptureFixture,
+        pool_size: int,
+        discarded: bool,
+    ) -> None:
+        """READERS overlapping reads reuse a pool of READERS connections; a smaller pool makes
+        urllib3 open extra ones and discard them ("Connection pool is full")."""
+        session = VaultSession(
+            url=vault_server.url,
+            namespace=None,
+            ca_file=None,
+            timeout=5,
+            auth=TokenAuth(Secret(vault_server.root_token)),
+            clock=vault_clock,
+            pool_size=pool_size,
+        )
+        target = v2_target(session)
+        start = threading.Barrier(READERS)
+
+        def read(_: int) -> TargetState:
+            start.wait(timeout=5)
+            return target.read()
+
+        try:
+            target.write(NEW, meta(NEW))
+            vault.add_latency("GET", rf"^/v1/secret/data/{PATH}$", 0.3)
+            watched = caplog.at_level(logging.WARNING, logger="urllib3.connectionpool")
+            with watched, ThreadPoolExecutor(max_workers=READERS) as pool:
+                states = list(pool.map(read, range(READERS)))
+        finally:
+            session.close()
+        assert [state.value for state in states] == [NEW] * READERS
+        full = [r for r in caplog.records if "Connection pool is full" in r.getMessage()]
+        assert bool(full) is discarded
+
+    def test_pool_size_below_one_is_refused(self, vault_server: VaultServer) -> None:
+        """A pool without connections is a ConfigError."""
+        with pytest.raises(ConfigError, match="pool size must be at least 1"):
+            VaultSession(
+                url=vault_server.url,
+                namespace=None,
+                ca_file=None,
+                timeout=5,
+                auth=TokenAuth(Secret("t")),
+                pool_size=0,
+            )
 
 
 class TestMapError:

@@ -35,43 +35,57 @@ turned on here.
 
 A missing or invalid kubeconfig, an unknown context, or an incomplete in-cluster environment is a
 :class:`~rotator.errors.ConfigError` naming the file or context.
+
+Connections: each context's client keeps one urllib3 pool per API server of ``pool_size``
+connections (default :data:`DEFAULT_POOL_SIZE`); callers that read concurrently size it to their
+number of workers, so no connection is opened and thrown away ("Connection pool is full").
+
+Shared by every caller (targets, consumers, the Lease, doctor), so each is written once:
+
+- :func:`map_api_error` / :func:`translated`: the one translation of the client's and urllib3's
+  failures into the rotator's errors, in the family of whoever called (``kinds``: targets raise
+  ``Target*``, consumers ``Consumer*``, the Lease ``Lease*``; same categories);
+- :func:`retry_on_conflict`: a read-modify-write re-read and re-applied after a 409, bounded and
+  with exponential backoff (tenacity).
+
+The ``kubernetes`` package is imported on first use, not with this module: importing it costs a
+few tenths of a second of CPU that a command without a Kubernetes target does not pay.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final, Self
-
-import urllib3
-import yaml
-from kubernetes import client as k8s_client
-from kubernetes import config as k8s_config
-from kubernetes.client.exceptions import ApiException
-from kubernetes.config.config_exception import ConfigException
-from kubernetes.config.incluster_config import InClusterConfigLoader
-from kubernetes.config.kube_config import ConfigNode, KubeConfigMerger
-from urllib3.util.retry import Retry
+from typing import TYPE_CHECKING, Any, Final, Self, TypeVar
 
 from rotator.errors import (
+    TARGET_ERRORS,
     ConfigError,
-    TargetConflict,
-    TargetError,
-    TargetForbidden,
-    TargetInvalid,
-    TargetUnavailable,
+    ErrorKinds,
+    RotatorError,
 )
 from rotator.secrets import redact
+
+if TYPE_CHECKING:
+    import urllib3
+
+T = TypeVar("T")
 
 #: Seconds every Kubernetes API call may take before it fails (connect + read, per attempt).
 DEFAULT_REQUEST_TIMEOUT: Final = 10.0
 
 #: How many times urllib3 repeats a request whose connection failed (see module docstring).
 CONNECTION_RETRIES: Final = 2
+
+#: Connections kept per API server and context (the ``workers`` a caller reads with).
+DEFAULT_POOL_SIZE: Final = 8
 
 #: Where Kubernetes mounts the pod's service-account token and cluster CA.
 SERVICE_ACCOUNT_DIR: Final = Path("/var/run/secrets/kubernetes.io/serviceaccount")
@@ -92,16 +106,24 @@ class KubeClients:
         default_context: str | None = None,
         request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
         *,
+        pool_size: int = DEFAULT_POOL_SIZE,
         environ: Mapping[str, str] | None = None,
         service_account_dir: Path = SERVICE_ACCOUNT_DIR,
     ) -> None:
         """Remember where the configuration comes from; nothing is read before the first use.
 
-        ``environ`` defaults to the process environment (read here, once);
-        ``service_account_dir`` is where the in-cluster token and ``ca.crt`` are read from.
+        ``pool_size`` is how many connections each context's client keeps open (size it to the
+        number of concurrent callers); ``environ`` defaults to the process environment (read
+        here, once); ``service_account_dir`` is where the in-cluster token and ``ca.crt`` are
+        read from.
         """
         if request_timeout <= 0:
             raise ConfigError(f"Kubernetes request timeout must be positive, not {request_timeout}")
+        if pool_size < 1:
+            raise ConfigError(
+                f"Kubernetes connection pool size must be at least 1, not {pool_size}"
+            )
+        self.pool_size = int(pool_size)
         env = dict(os.environ if environ is None else environ)
         self.kubeconfig = kubeconfig
         self.default_context = default_context
@@ -145,19 +167,82 @@ class KubeClients:
 
     def core(self, context: str | None = None) -> Any:
         """``CoreV1Api`` (Secrets, Pods, Namespaces) of ``context``."""
-        return k8s_client.CoreV1Api(self.api_client(context))
+        from kubernetes.client import CoreV1Api  # noqa: PLC0415 - imported late
+
+        return CoreV1Api(self.api_client(context))
 
     def apps(self, context: str | None = None) -> Any:
         """``AppsV1Api`` (Deployments, DaemonSets, StatefulSets) of ``context``."""
-        return k8s_client.AppsV1Api(self.api_client(context))
+        from kubernetes.client import AppsV1Api  # noqa: PLC0415 - imported late
+
+        return AppsV1Api(self.api_client(context))
 
     def batch(self, context: str | None = None) -> Any:
         """``BatchV1Api`` for ``context`` (Jobs and CronJobs)."""
-        return k8s_client.BatchV1Api(self.api_client(context))
+        from kubernetes.client import BatchV1Api  # noqa: PLC0415 - imported late
+
+        return BatchV1Api(self.api_client(context))
 
     def coordination(self, context: str | None = None) -> Any:
         """``CoordinationV1Api`` (Leases) of ``context``."""
-        return k8s_client.CoordinationV1Api(self.api_client(context))
+        from kubernetes.client import CoordinationV1Api  # noqa: PLC0415 - imported late
+
+        return CoordinationV1Api(self.api_client(context))
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        context: str | None = None,
+        path_params: Mapping[str, str] | None = None,
+        query: Mapping[str, str | int] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+        parse: bool = True,
+    ) -> Any:
+        """One API request by path, through the context's ``ApiClient``; the answer's JSON.
+
+        The generic call path: no API class (``CoreV1Api`` alone costs the better part of a
+        second of CPU to import, its methods being pydantic-validated) and no model. ``path``
+        is a template such as ``/apis/apps/v1/namespaces/{namespace}/deployments/{name}``
+        filled (quoted) from ``path_params``; ``body`` is serialised as the API classes do it
+        (datetimes by their ``isoformat``). Returns the parsed JSON, or None when the body is
+        not JSON. A non-2xx answer raises the client's ``ApiException`` (status, body,
+        headers), transport failures raise urllib3's errors: translate both with
+        :func:`translated`. Authentication, the timeout (:attr:`request_timeout`) and
+        connection retries are those of every other call. ``parse=False``: only the status
+        matters; the body is read (the connection goes back to the pool clean) but never
+        decoded, and None is returned.
+        """
+        from kubernetes.client.exceptions import ApiException  # noqa: PLC0415 - imported late
+
+        api_client = self.api_client(context)
+        headers = {"Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = content_type
+        verb, url, header_params, serialized, _ = api_client.param_serialize(
+            method=method,
+            resource_path=path,
+            path_params=dict(path_params or {}),
+            query_params=[(name, value) for name, value in (query or {}).items()],
+            header_params=headers,
+            body=body,
+            auth_settings=["BearerToken"],
+        )
+        response = api_client.call_api(
+            verb, url, header_params=header_params, body=serialized,
+            _request_timeout=self.request_timeout,
+        )  # fmt: skip
+        raw = response.read()
+        if not 200 <= response.status <= 299:
+            raise ApiException(http_resp=response)
+        if not parse:
+            return None
+        try:
+            return json.loads(raw)
+        except (TypeError, ValueError):
+            return None
 
     def close(self) -> None:
         """Close every cached client's connection pool; later calls build new clients."""
@@ -187,7 +272,10 @@ class KubeClients:
     # -- building --------------------------------------------------------------------------------
 
     def _build(self, context: str | None) -> Any:
-        configuration = k8s_client.Configuration()
+        from kubernetes.client import ApiClient, Configuration  # noqa: PLC0415 - imported late
+        from urllib3.util.retry import Retry  # noqa: PLC0415 - imported late
+
+        configuration = Configuration()
         if self.in_cluster:
             self._load_in_cluster(configuration, context)
         else:
@@ -195,7 +283,8 @@ class KubeClients:
         # Retry-After is not honoured here: urllib3 would sleep as long as the server asks,
         # unbounded. A 429/503 reaches the caller, which gets the hint as ``delay``.
         configuration.retries = Retry(total=CONNECTION_RETRIES, respect_retry_after_header=False)
-        return k8s_client.ApiClient(configuration=configuration)
+        configuration.connection_pool_maxsize = self.pool_size
+        return ApiClient(configuration=configuration)
 
     def _default_kubeconfig(self) -> str:
         return self._environ.get(_KUBECONFIG_ENV) or str(DEFAULT_KUBECONFIG)
@@ -206,6 +295,9 @@ class KubeClients:
                 f"Kubernetes context {context!r} was asked for, but there is no kubeconfig: "
                 "in-cluster configuration has no contexts (set kubernetes.kubeconfig)"
             )
+        from kubernetes.config.config_exception import ConfigException  # noqa: PLC0415
+        from kubernetes.config.incluster_config import InClusterConfigLoader  # noqa: PLC0415
+
         loader = InClusterConfigLoader(  # type: ignore[no-untyped-call]  # untyped kubernetes.config
             token_filename=str(self._service_account_dir / "token"),
             cert_filename=str(self._service_account_dir / "ca.crt"),
@@ -220,6 +312,10 @@ class KubeClients:
             ) from None
 
     def _load_kubeconfig(self, configuration: Any, context: str | None) -> None:
+        import yaml  # noqa: PLC0415 - imported late
+        from kubernetes import config as k8s_config  # noqa: PLC0415 - imported late
+        from kubernetes.config.config_exception import ConfigException  # noqa: PLC0415
+
         where = self.source
         paths = [Path(p).expanduser() for p in where.split(os.pathsep) if p]
         if not any(path.is_file() for path in paths):
@@ -260,6 +356,9 @@ def _contexts(where: str) -> tuple[list[str], str | None]:
     ``KubeConfigMerger`` is what ``load_kube_config`` itself reads; asking the loader instead
     would fail on a kubeconfig without ``current-context`` even when a context is named.
     """
+    from kubernetes.config.config_exception import ConfigException  # noqa: PLC0415
+    from kubernetes.config.kube_config import ConfigNode, KubeConfigMerger  # noqa: PLC0415
+
     merged = KubeConfigMerger(where).config  # type: ignore[no-untyped-call]  # untyped kubernetes.config
     if merged is None:
         raise ConfigException("no configuration found")
@@ -281,6 +380,9 @@ def _config_problem(exc: BaseException) -> str:
     YAML errors show only the problem and the line (their default text quotes the offending
     line, which may hold a token); file errors show the path and reason.
     """
+    import yaml  # noqa: PLC0415 - imported late
+    from kubernetes.config.config_exception import ConfigException  # noqa: PLC0415
+
     if isinstance(exc, yaml.MarkedYAMLError):
         mark = exc.problem_mark
         line = f" at line {mark.line + 1}" if mark is not None else ""
@@ -294,7 +396,7 @@ def _config_problem(exc: BaseException) -> str:
     return f"not a kubeconfig ({type(exc).__name__})"
 
 
-# -- error answers: shared by every adapter that talks to the API server ---------------------
+# -- error answers: shared by every caller that talks to the API server ---------------------
 
 #: Suggested wait after a 409 before the step is tried again (seconds).
 CONFLICT_DELAY: Final = 5.0
@@ -303,8 +405,8 @@ CONFLICT_DELAY: Final = 5.0
 MAX_STATUS_MESSAGE: Final = 300
 
 
-def status_body(exc: ApiException) -> dict[str, Any]:
-    """The Kubernetes Status of an error answer, or {} when the body is not one."""
+def status_body(exc: Any) -> dict[str, Any]:
+    """The Kubernetes Status of an error answer (an ``ApiException``), or {} when not one."""
     try:
         body = json.loads(exc.body or "")
     except (TypeError, ValueError):
@@ -320,8 +422,8 @@ def quote_status(message: Any) -> str:
     return text[: MAX_STATUS_MESSAGE - 3] + "..."
 
 
-def retry_after(exc: ApiException) -> float | None:
-    """The Retry-After hint of an error answer, in seconds."""
+def retry_after(exc: Any) -> float | None:
+    """The Retry-After hint of an error answer (an ``ApiException``), in seconds."""
     headers = exc.headers or {}
     try:
         return float(str(headers.get("Retry-After")))
@@ -331,6 +433,8 @@ def retry_after(exc: ApiException) -> float | None:
 
 def transport_problem(exc: urllib3.exceptions.HTTPError, timeout: float) -> str:
     """What went wrong below HTTP, without the URL-and-object noise of urllib3's messages."""
+    import urllib3.exceptions  # noqa: PLC0415 - imported late (loaded by the failed call)
+
     cause: BaseException = exc
     if isinstance(exc, urllib3.exceptions.MaxRetryError) and exc.reason is not None:
         cause = exc.reason
@@ -349,6 +453,18 @@ def transport_problem(exc: urllib3.exceptions.HTTPError, timeout: float) -> str:
     return f"transport failure ({type(cause).__name__})"
 
 
+def client_failure(exc: BaseException) -> bool:
+    """Whether ``exc`` is a failure :func:`map_api_error` translates: an ``ApiException``, a
+    urllib3 error or a kubeconfig credential failure (``ConfigException``)."""
+    if "kubernetes" not in sys.modules:
+        return False  # no Kubernetes call was made: not one of its failures
+    import urllib3.exceptions  # noqa: PLC0415 - imported late
+    from kubernetes.client.exceptions import ApiException  # noqa: PLC0415
+    from kubernetes.config.config_exception import ConfigException  # noqa: PLC0415
+
+    return isinstance(exc, ApiException | urllib3.exceptions.HTTPError | ConfigException)
+
+
 def map_api_error(
     exc: BaseException,
     *,
@@ -357,33 +473,39 @@ def map_api_error(
     resource: str,
     namespace: str,
     timeout: float,
-) -> TargetError:
+    kinds: ErrorKinds = TARGET_ERRORS,
+) -> RotatorError:
     """Translate a kubernetes-client or urllib3 failure into the rotator's error tree.
 
-    The one translation every adapter talking to the API server uses (targets, consumers, the
-    Lease lock wraps it too). ``where`` is the adapter id the message starts with; ``verb``
-    and ``resource`` name the call. Messages quote at most the Status ``message`` (redacted),
-    never a response body, which may echo Secret data.
+    The one translation every caller of the API server uses (targets, consumers, the Lease).
+    ``where`` is the caller's id the message starts with; ``verb`` and ``resource`` name the
+    call; ``kinds`` is the caller's error family (:data:`~rotator.errors.TARGET_ERRORS`,
+    ``CONSUMER_ERRORS``, ``LEASE_ERRORS``). Messages quote at most the Status ``message``
+    (redacted), never a response body, which may echo Secret data.
 
     ==========================  ===========================================================
-    credentials cannot load     TargetForbidden
-    transport / TLS failure     TargetUnavailable
-    401, 403                    TargetForbidden
-    404                         TargetInvalid (a missing namespace is named as such)
-    409                         TargetConflict (retry after a short delay)
-    429, 5xx                    TargetUnavailable (``delay`` from Retry-After)
-    other 4xx (400, 422, ...)   TargetInvalid
+    credentials cannot load     forbidden
+    transport / TLS failure     unavailable
+    401, 403                    forbidden
+    404                         invalid (a missing namespace is named as such)
+    409                         conflict (retry after a short delay)
+    429, 5xx                    unavailable (``delay`` from Retry-After)
+    other 4xx (400, 422, ...)   invalid
     ==========================  ===========================================================
     """
+    import urllib3.exceptions  # noqa: PLC0415 - imported late
+    from kubernetes.client.exceptions import ApiException  # noqa: PLC0415
+    from kubernetes.config.config_exception import ConfigException  # noqa: PLC0415
+
     if isinstance(exc, ConfigException):
-        return TargetForbidden(f"{where}: cannot obtain Kubernetes credentials: {exc}")
+        return kinds.forbidden(f"{where}: cannot obtain Kubernetes credentials: {exc}")
     if isinstance(exc, urllib3.exceptions.HTTPError):
-        return TargetUnavailable(
+        return kinds.unavailable(
             f"{where}: cannot {verb} {resource} in namespace {namespace}: "
             f"{transport_problem(exc, timeout)}"
         )
     if not isinstance(exc, ApiException):
-        return TargetUnavailable(f"{where}: cannot {verb} {resource}: {type(exc).__name__}")
+        return kinds.unavailable(f"{where}: cannot {verb} {resource}: {type(exc).__name__}")
     status = exc.status or 0
     body = status_body(exc)
     message = str(body.get("message") or "")
@@ -393,26 +515,113 @@ def map_api_error(
         # The client raises status 0 for TLS failures it caught itself.
         lines = str(exc.reason or "").splitlines()
         detail = " ".join(lines[1:2]) or (lines[0] if lines else "no response")
-        return TargetUnavailable(f"{where}: cannot {call}: TLS or transport failure: {detail}")
+        return kinds.unavailable(f"{where}: cannot {call}: TLS or transport failure: {detail}")
     if status == 401:
-        return TargetForbidden(
+        return kinds.forbidden(
             f"{where}: cannot {call}: unauthorized (401), the API server did not accept our "
             "credentials"
         )
     if status == 403:
-        return TargetForbidden(f"{where}: forbidden (403) to {call}{said}")
+        return kinds.forbidden(f"{where}: forbidden (403) to {call}{said}")
     if status == 404:
         details = body.get("details")
         kind = details.get("kind") if isinstance(details, dict) else None
         if kind == "namespaces" or f'namespaces "{namespace}" not found' in message:
-            return TargetInvalid(f"{where}: namespace {namespace} not found")
-        return TargetInvalid(f"{where}: cannot {call}: not found (404){said}")
+            return kinds.invalid(f"{where}: namespace {namespace} not found")
+        return kinds.invalid(f"{where}: cannot {call}: not found (404){said}")
     if status == 409:
-        return TargetConflict(f"{where}: cannot {call}: conflict (409){said}", delay=CONFLICT_DELAY)
+        return kinds.conflict(f"{where}: cannot {call}: conflict (409){said}", delay=CONFLICT_DELAY)
     if status == 429 or status >= 500:
-        return TargetUnavailable(
+        return kinds.unavailable(
             f"{where}: cannot {call}: API server answered {status}{said}",
             delay=retry_after(exc),
         )
     reason = body.get("reason") or exc.reason or "refused"
-    return TargetInvalid(f"{where}: cannot {call}: rejected ({status} {reason}){said}")
+    return kinds.invalid(f"{where}: cannot {call}: rejected ({status} {reason}){said}")
+
+
+@contextmanager
+def translated(
+    *,
+    where: str,
+    verb: str,
+    resource: str,
+    namespace: str,
+    timeout: float,
+    kinds: ErrorKinds = TARGET_ERRORS,
+) -> Iterator[None]:
+    """Run the block's API calls; a client failure leaves it as :func:`map_api_error`'s error.
+
+    The client's exception is dropped from the chain (``from None``): its text holds the whole
+    response body. Anything else (our own errors included) passes unchanged.
+    """
+    try:
+        yield
+    except Exception as exc:
+        if not client_failure(exc):
+            raise
+        raise map_api_error(
+            exc,
+            where=where,
+            verb=verb,
+            resource=resource,
+            namespace=namespace,
+            timeout=timeout,
+            kinds=kinds,
+        ) from None
+
+
+def status_of(exc: BaseException) -> int | None:
+    """The HTTP status of an ``ApiException`` (None for any other failure)."""
+    if "kubernetes" not in sys.modules:
+        return None
+    from kubernetes.client.exceptions import ApiException  # noqa: PLC0415
+
+    return exc.status if isinstance(exc, ApiException) else None
+
+
+# -- optimistic concurrency -------------------------------------------------------------------
+
+
+class Conflict(Exception):
+    """Raised by one attempt of :func:`retry_on_conflict`: the write lost to a concurrent writer
+    (409, or a create that someone else made first); read again and re-apply."""
+
+
+#: Attempts of a read-modify-write before a persistent 409 wins.
+DEFAULT_CONFLICT_ATTEMPTS: Final = 5
+#: First backoff (seconds) between attempts; doubles each time (0.05 + 0.1 + 0.2 + 0.4 s).
+DEFAULT_CONFLICT_BACKOFF: Final = 0.05
+
+
+def retry_on_conflict(
+    attempt: Callable[[], T],
+    *,
+    attempts: int = DEFAULT_CONFLICT_ATTEMPTS,
+    backoff: float = DEFAULT_CONFLICT_BACKOFF,
+    conflict: type[BaseException] | tuple[type[BaseException], ...] = Conflict,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """Run ``attempt`` (read, change, write) again while it raises ``conflict``.
+
+    At most ``attempts`` runs (at least one), waiting ``backoff * 2**n`` seconds before the
+    (n+2)-th. Every attempt must read afresh: the write it makes carries the
+    ``resourceVersion`` of its own read. When every attempt lost, the last ``conflict`` is
+    raised for the caller to turn into its own error (naming what kept changing); any other
+    exception ends the loop at once.
+    """
+    from tenacity import (  # noqa: PLC0415 - imported late
+        Retrying,
+        retry_if_exception_type,
+        stop_after_attempt,
+        wait_exponential,
+    )
+
+    retrying = Retrying(
+        retry=retry_if_exception_type(conflict),
+        stop=stop_after_attempt(max(1, attempts)),
+        wait=wait_exponential(multiplier=backoff, min=0),
+        sleep=sleep,
+        reraise=True,
+    )
+    return retrying(attempt)
