@@ -8,14 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from rotator import config as cfg
 from rotator.clients.kubernetes import KubeClients
 from rotator.clients.stackstate import StackStateClient
-from rotator.clients.vault import VaultSession
 from rotator.errors import RotatorError
 from rotator.permissions import PermissionModel, derive_permissions
+
+if TYPE_CHECKING:  # hvac loads only with a vault: section (clients.vault imports it)
+    from rotator.clients.vault import VaultSession
 
 T = TypeVar("T")
 

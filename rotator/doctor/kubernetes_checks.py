@@ -10,8 +10,6 @@ from functools import partial
 from typing import Final
 
 import urllib3.exceptions
-from kubernetes.client.exceptions import ApiException
-from kubernetes.config.config_exception import ConfigException
 
 from rotator import config as cfg
 from rotator.clients.kubernetes import quote_status, status_body, transport_problem
@@ -42,6 +40,10 @@ def kubernetes_reachable(env: DoctorEnv, key: cfg.ManagedKey) -> list[CheckResul
 
 
 def kubernetes_reachable_row(env: DoctorEnv, context: str | None) -> CheckResult:
+    # Imported here: a configuration without Kubernetes never loads the package.
+    from kubernetes.client.exceptions import ApiException  # noqa: PLC0415
+    from kubernetes.config.config_exception import ConfigException  # noqa: PLC0415
+
     name, subject = "kubernetes-reachable", env.context_label(context)
     try:
         api_client = env.kube.api_client(context)
@@ -189,6 +191,10 @@ def _grant_fix(permissions: list[KubernetesPermission]) -> str:
 
 def _review(env: DoctorEnv, permission: KubernetesPermission) -> _Access:
     """Ask the API server (SelfSubjectAccessReview) whether we hold ``permission``."""
+    # Imported here: a configuration without Kubernetes never loads the package.
+    from kubernetes.client.exceptions import ApiException  # noqa: PLC0415
+    from kubernetes.config.config_exception import ConfigException  # noqa: PLC0415
+
     attributes = {
         "group": permission.group,
         "resource": permission.resource,
@@ -232,6 +238,10 @@ def _exists(env: DoctorEnv, permission: KubernetesPermission, name: str) -> bool
     decoded. (Releasing a connection with its body unread puts it back in the pool mid-answer,
     and the next request on it fails with "connection lost".)
     """
+    # Imported here: a configuration without Kubernetes never loads the package.
+    from kubernetes.client.exceptions import ApiException  # noqa: PLC0415
+    from kubernetes.config.config_exception import ConfigException  # noqa: PLC0415
+
     collection = _COLLECTIONS.get(permission.resource)
     if collection is None:
         return None

@@ -4,16 +4,17 @@ capability the key's paths need (only for keys with a vault-kv target)."""
 from __future__ import annotations
 
 import json
-from typing import Any
-
-import hvac
+from typing import TYPE_CHECKING, Any
 
 from rotator import config as cfg
-from rotator.clients.vault import VaultSession
-from rotator.clients.vault import map_error as map_vault_error
 from rotator.doctor.base import CheckResult, DoctorEnv
 from rotator.errors import TargetError
 from rotator.permissions import VaultPermission
+
+if TYPE_CHECKING:  # hvac loads only when a key has a vault-kv target
+    import hvac
+
+    from rotator.clients.vault import VaultSession
 
 
 def _vault_permissions(env: DoctorEnv, key: cfg.ManagedKey) -> list[VaultPermission]:
@@ -32,6 +33,10 @@ def vault_reachable(env: DoctorEnv, key: cfg.ManagedKey) -> list[CheckResult]:
 
 
 def vault_reachable_row(session: VaultSession) -> CheckResult:
+    import hvac  # noqa: PLC0415 - a configuration without Vault never loads it
+
+    from rotator.clients.vault import map_error as map_vault_error  # noqa: PLC0415
+
     name, subject = "vault-reachable", session.describe()
     # An unauthenticated client: health needs no token and must not depend on the login.
     client = hvac.Client(

@@ -149,6 +149,15 @@ class TestStartUpImports:
         assert "httpx" in loaded
         assert loaded.isdisjoint(HEAVY), sorted(loaded & set(HEAVY))
 
+    def test_doctor_of_a_file_only_config_imports_nothing_heavy(
+        self, tmp_path: Path, closed_port: int
+    ) -> None:
+        """``doctor`` loads the Kubernetes and Vault checks' libraries only for a configuration
+        that has a context or a vault-kv target."""
+        config = write_config(tmp_path, closed_port, FILE_TARGET % (tmp_path / "agent.key"))
+        loaded = imported("--config", str(config), "doctor")
+        assert loaded.isdisjoint(HEAVY), sorted(loaded & set(HEAVY))
+
     def test_status_of_a_kubernetes_config_imports_the_kubernetes_client(
         self, tmp_path: Path, closed_port: int
     ) -> None:
