@@ -5,13 +5,12 @@ records Kubernetes Events through the daemon's publish path."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
 import structlog
 
-from rotator.daemon.service import Service
-from tests.integration.test_handoff import ELECTION, wait_for
+# ``daemon``: test_handoff's leading daemon, here over this module's ``agent``.
+from tests.integration.test_handoff import ELECTION, daemon, wait_for  # noqa: F401
 from tests.plugins.world import NAMESPACE, World
 
 
@@ -28,29 +27,8 @@ def agent(world: World) -> World:
     return world
 
 
-@pytest.fixture
-def daemon(agent: World) -> Iterator[Service]:
-    agent.sections["leader_election"] = {**ELECTION, "identity": "daemon-1"}
-    service = Service(agent.write_config())
-    service.start()
-    agent.sections["leader_election"] = dict(ELECTION)
-    try:
-        wait_for(service.is_leader, "the daemon to lead")
-        wait_for(
-            lambda: service.metrics.registry.get_sample_value(
-                "rotator_last_success_timestamp_seconds", {"key": "agent"}
-            ),
-            "the daemon's first run",
-        )
-        yield service
-    finally:
-        structlog.reset_defaults()
-        service.stop(timeout=10)
-
-
-def test_the_leader_rotates_and_revokes_without_the_grace_period(
-    agent: World, daemon: Service
-) -> None:
+@pytest.mark.usefixtures("daemon")
+def test_the_leader_rotates_and_revokes_without_the_grace_period(agent: World) -> None:
     (old,) = agent.managed_keys("service-token", "agent")
     result = agent.rotator("rotate", "--key", "agent", "--emergency", "--output", "json")
     assert result.code == 0, result.out + result.err
