@@ -44,8 +44,8 @@ READERS = 6
 
 def namespaces(clients: KubeClients, context: str | None = None) -> set[str]:
     """Names of the namespaces the context's cluster lists (a real round trip)."""
-    listed = clients.core(context).list_namespace(_request_timeout=clients.request_timeout)
-    return {item.metadata.name for item in listed.items}
+    listed = clients.call("GET", "/api/v1/namespaces", context=context)
+    return {item["metadata"]["name"] for item in listed["items"]}
 
 
 class TestKubeconfig:
@@ -56,13 +56,13 @@ class TestKubeconfig:
         missing = tmp_path / "nope" / "kubeconfig"
         clients = KubeClients(missing)
         with pytest.raises(ConfigError, match=f"kubeconfig {missing}: file not found"):
-            clients.core()
+            clients.api_client()
 
     def test_unknown_context_names_it_and_the_known_ones(self, kubeconfig: Path) -> None:
         """A context the kubeconfig lacks is a ConfigError naming it and listing the others."""
         clients = KubeClients(kubeconfig)
         with pytest.raises(ConfigError) as caught:
-            clients.core("prod-eu")
+            clients.api_client("prod-eu")
         text = str(caught.value)
         assert str(kubeconfig) in text
         assert "'prod-eu'" in text
@@ -72,14 +72,14 @@ class TestKubeconfig:
         """The configured default context is checked the same way."""
         clients = KubeClients(kubeconfig, default_context="missing")
         with pytest.raises(ConfigError, match="no context 'missing'"):
-            clients.apps()
+            clients.api_client()
 
     def test_invalid_yaml_is_reported_without_its_content(self, tmp_path: Path) -> None:
         """Broken YAML names the file and line, never quoting the line (it may hold a token)."""
         path = tmp_path / "kubeconfig"
         path.write_text("apiVersion: v1\nusers:\n- name: x\n  user: {token: s3cr3t-t0ken: [\n")
         with pytest.raises(ConfigError, match="not valid YAML at line") as caught:
-            KubeClients(path).core()
+            KubeClients(path).api_client()
         assert str(path) in str(caught.value)
         assert "s3cr3t-t0ken" not in str(caught.value)
 
@@ -88,7 +88,7 @@ class TestKubeconfig:
         path = tmp_path / "kubeconfig"
         path.write_text("- just\n- a list\n")
         with pytest.raises(ConfigError, match=f"kubeconfig {path}: invalid"):
-            KubeClients(path).core()
+            KubeClients(path).api_client()
 
     def test_no_current_context_needs_a_named_one(
         self, kube: KubernetesEmulator, tmp_path: Path
@@ -99,7 +99,7 @@ class TestKubeconfig:
         del document["current-context"]
         path.write_text(yaml.safe_dump(document))
         with pytest.raises(ConfigError, match="no current-context"):
-            KubeClients(path).core()
+            KubeClients(path).api_client()
         with KubeClients(path, default_context="sandbox") as clients:
             assert "default" in namespaces(clients)
 
@@ -135,9 +135,8 @@ class TestCache:
         with KubeClients(kubeconfig, default_context="sandbox") as clients:
             first = clients.api_client("sandbox")
             assert clients.api_client() is first
-            assert clients.core().api_client is first
-            assert clients.apps("sandbox").api_client is first
-            assert clients.coordination().api_client is first
+            assert "default" in namespaces(clients)  # a call by path goes through it too
+            assert clients.api_client("sandbox") is first
 
     def test_each_context_has_its_own_client(
         self, make_kube: Callable[..., KubernetesEmulator], tmp_path: Path
@@ -170,7 +169,7 @@ class TestCache:
         path = tmp_path / "kubeconfig"
         clients = KubeClients(path)
         with pytest.raises(ConfigError):
-            clients.core()
+            clients.api_client()
         kube.write_kubeconfig(path)
         assert "default" in namespaces(clients)
         clients.close()
@@ -201,7 +200,7 @@ class TestInCluster:
         environ = {"KUBERNETES_SERVICE_HOST": "10.0.0.1", "KUBERNETES_SERVICE_PORT": "443"}
         clients = KubeClients(environ=environ, service_account_dir=tmp_path)
         with pytest.raises(ConfigError, match="in-cluster") as caught:
-            clients.core()
+            clients.api_client()
         assert str(tmp_path) in str(caught.value)
 
     def test_a_context_needs_a_kubeconfig(self, tmp_path: Path) -> None:
@@ -209,7 +208,7 @@ class TestInCluster:
         environ = {"KUBERNETES_SERVICE_HOST": "10.0.0.1", "KUBERNETES_SERVICE_PORT": "443"}
         clients = KubeClients(environ=environ, service_account_dir=tmp_path)
         with pytest.raises(ConfigError, match="'prod'"):
-            clients.core("prod")
+            clients.api_client("prod")
 
     def test_a_given_kubeconfig_wins_over_in_cluster(self, kubeconfig: Path) -> None:
         """An explicit kubeconfig is used even inside a pod."""

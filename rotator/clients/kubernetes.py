@@ -165,30 +165,6 @@ class KubeClients:
                 self._clients[name] = cached
             return cached
 
-    def core(self, context: str | None = None) -> Any:
-        """``CoreV1Api`` (Secrets, Pods, Namespaces) of ``context``."""
-        from kubernetes.client import CoreV1Api  # noqa: PLC0415 - imported late
-
-        return CoreV1Api(self.api_client(context))
-
-    def apps(self, context: str | None = None) -> Any:
-        """``AppsV1Api`` (Deployments, DaemonSets, StatefulSets) of ``context``."""
-        from kubernetes.client import AppsV1Api  # noqa: PLC0415 - imported late
-
-        return AppsV1Api(self.api_client(context))
-
-    def batch(self, context: str | None = None) -> Any:
-        """``BatchV1Api`` for ``context`` (Jobs and CronJobs)."""
-        from kubernetes.client import BatchV1Api  # noqa: PLC0415 - imported late
-
-        return BatchV1Api(self.api_client(context))
-
-    def coordination(self, context: str | None = None) -> Any:
-        """``CoordinationV1Api`` (Leases) of ``context``."""
-        from kubernetes.client import CoordinationV1Api  # noqa: PLC0415 - imported late
-
-        return CoordinationV1Api(self.api_client(context))
-
     def call(
         self,
         method: str,
